@@ -1,0 +1,270 @@
+"""The archiver's service: from a pending job to verified log files in the archive bucket, exactly once."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+import requests
+
+from shared.config import Config
+from shared.dcs import Dcs, DcsError, InstanceGone, LogEntry
+from shared.events import ArchiverRequest, ObjectRef
+from shared.jobs import Job, JobQueue, MalformedJob, instance_of_pending, iso, parse_time
+from shared.keys import instance_prefix
+from shared.logs import JsonLogger
+from shared.obs import Obs, ObsError
+from shared.runtime import Deadline
+from shared.selection import FINAL, Copy, Plan, is_settled, log_day, plan_copies
+from shared.transfer import (
+    CopyError,
+    CopyResult,
+    LinkRefused,
+    check_link,
+    copy_link,
+    copy_with_retries,
+    header_safe,
+)
+
+POLL_FIRST, POLL_MAX = 2.0, 30.0
+
+
+class Archiver:
+    def __init__(self, config: Config, dcs: Dcs, archive: Obs, queue: JobQueue, session: requests.Session,
+                 log: JsonLogger, deadline: Deadline,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 sleep: Callable[[float], None] = time.sleep, settle_seconds: Optional[float] = None) -> None:
+        self.config, self.dcs, self.archive, self.queue = config, dcs, archive, queue
+        self.session, self.log, self.deadline, self.now, self.sleep = session, log, deadline, now, sleep
+        self.settle_seconds = config.collect_settle_seconds if settle_seconds is None else settle_seconds
+
+    # --- entry points ------------------------------------------------------------------------------
+    def handle(self, request: ArchiverRequest) -> dict:
+        started = time.monotonic()
+        jobs = []
+        if request.inline_job is not None:
+            jobs.append(self._process_inline(request.inline_job))
+        for ref in request.objects:
+            jobs.append(self.process_object(ref))
+        summary = {"source": request.source, "jobs": jobs, **_totals(jobs),
+                   "duration_s": round(time.monotonic() - started, 3)}
+        self.log.info("archiver_summary", **summary)
+        return summary
+
+    def _process_inline(self, data: dict) -> dict:
+        job = Job.from_dict(data, where="event job")
+        return self.process_job(job)
+
+    def process_object(self, ref: ObjectRef) -> dict:
+        log = self.log.bind(bucket=ref.bucket, key=ref.key)
+        if ref.bucket != self.queue.bucket:
+            log.warning("object_ignored", reason=f"bucket is not the queue bucket {self.queue.bucket}")
+            return {"key": ref.key, "outcome": "ignored", "reason": "other bucket"}
+        if instance_of_pending(self.queue.prefix, ref.key) is None:
+            log.info("object_ignored", reason="not a pending job key")
+            return {"key": ref.key, "outcome": "ignored", "reason": "outside the pending prefix"}
+        try:
+            job = self.queue.read(ref.key)
+        except MalformedJob as exc:
+            raw = self.queue.obs.get_bytes(ref.bucket, ref.key)
+            target = self.queue.dead_letter_raw(ref.key, raw, str(exc))
+            log.error("job_malformed", reason=str(exc), moved_to=target)
+            return {"key": ref.key, "outcome": "failed", "reason": str(exc), "moved_to": target}
+        if job is None:
+            log.info("job_already_done", reason="the pending object is gone")
+            return {"key": ref.key, "outcome": "already done"}
+        return self.process_job(job)
+
+    # --- one job -----------------------------------------------------------------------------------
+    def process_job(self, job: Job) -> dict:
+        log = self.log.bind(instance_id=job.instance_id, job_id=job.job_id)
+        started = time.monotonic()
+        result: dict = {"instance_id": job.instance_id, "job_id": job.job_id, "attempt": job.attempts + 1}
+        try:
+            entries = self._wait_for_collection(job, log)
+        except InstanceGone as err:
+            moved = self.queue.fail(job, f"instance deleted before its logs were archived ({err.code})")
+            log.warning("job_failed", reason="instance deleted", moved_to=moved)
+            return {**result, "outcome": "failed", "reason": "instance deleted", "moved_to": moved}
+        except DcsError as err:
+            return self._park(job, f"ListRedislog: {err}", result, log, [])
+        if entries is None:
+            return self._park(job, f"collection not settled within {self.config.collect_wait_seconds}s or the "
+                                   "invocation's time", result, log, [])
+        try:
+            archived = {o.key for o in self.archive.list(self.config.archive_bucket,
+                                                         instance_prefix(self.config.archive_prefix,
+                                                                         job.instance_id))}
+        except ObsError as err:
+            return self._park(job, f"listing the archive failed: {err}", result, log, [])
+        plan = plan_copies(entries, entries_before=job.entries_before,
+                           collection_day=log_day(parse_time(job.requested_at), self.config.log_timezone),
+                           archived_keys=archived, archive_prefix=self.config.archive_prefix,
+                           instance_id=job.instance_id, compression=self.config.archive_compression,
+                           open_day=self.config.archive_open_day)
+        records, copied, failures, not_started = self._copy_all(job, plan, log)
+        files = records + [_note_record(n, "already archived") for n in plan.archived] \
+            + [_note_record(n, "failed") for n in plan.failed] \
+            + [_note_record(n, "waiting") for n in plan.waiting] \
+            + [_note_record(n, "skipped") for n in plan.skipped]
+        result.update({
+            "files_seen": len(entries), "archived": len(copied), "already_archived": len(plan.archived),
+            "failed": failures + [{"file": n.entry.file_name, "reason": n.reason} for n in plan.failed],
+            "skipped": _count_reasons(plan.skipped), "not_started": len(not_started),
+            "bytes_in": sum(c.bytes_in for c in copied), "bytes_out": sum(c.bytes_out for c in copied),
+        })
+        if plan.failed:
+            self._recollect(job, plan, log)
+        if failures or plan.failed or plan.waiting or not_started:
+            reasons = [f"{f['file']}: {f['reason']}" for f in result["failed"]]
+            if plan.waiting:
+                reasons.append(f"{len(plan.waiting)} file(s) still being collected")
+            if not_started:
+                reasons.append(f"{len(not_started)} file(s) not started before the deadline")
+            return self._park(job, "; ".join(reasons), result, log, files)
+        try:
+            moved = self.queue.finish(job, files, {k: v for k, v in result.items() if k != "failed"})
+        except ObsError as err:
+            # every file is archived; the job stays pending and a repeat finds them all in place
+            log.error("job_finish_failed", error=err.as_dict())
+            return {**result, "outcome": "archived, job not moved", "error": err.as_dict()}
+        result.update({"outcome": "done", "moved_to": moved,
+                       "duration_s": round(time.monotonic() - started, 3)})
+        log.info("job_done", archived=len(copied), already_archived=len(plan.archived), moved_to=moved)
+        return result
+
+    def _park(self, job: Job, error: str, result: dict, log: JsonLogger, files: list[dict]) -> dict:
+        try:
+            moved = self.queue.park_for_retry(job, error, self.now(), self.config.job_retry_delay_seconds, files)
+        except ObsError as err:
+            log.error("job_park_failed", error=err.as_dict(), reason=error)
+            raise  # the platform's async retry delivers the event again: the job is still pending
+        log.warning("job_parked_for_retry", reason=error[:1000], attempts=job.attempts + 1, moved_to=moved)
+        return {**result, "outcome": "retry", "reason": error[:1000], "moved_to": moved}
+
+    # --- waiting -----------------------------------------------------------------------------------
+    def _wait_for_collection(self, job: Job, log: JsonLogger) -> Optional[list[LogEntry]]:
+        """Poll until nothing is in progress and the listing has not changed for the settle time; None when
+        the wait limit or the invocation's time runs out first."""
+        started = time.monotonic()
+        age = (self.now() - parse_time(job.requested_at)).total_seconds()
+        quiet_needed = max(0.0, self.settle_seconds - age)
+        last_change, last_view = started, None
+        delay = POLL_FIRST
+        while True:
+            entries = self.dcs.list_redislog(job.instance_id)
+            view = sorted((e.id, e.status) for e in entries)
+            if view != last_view:
+                last_change, last_view = time.monotonic(), view
+            quiet = time.monotonic() - last_change
+            if is_settled(entries) and quiet >= quiet_needed:
+                return entries
+            waited = time.monotonic() - started
+            pause = min(delay, POLL_MAX)
+            if waited + pause > self.config.collect_wait_seconds or pause >= self.deadline.remaining():
+                log.warning("collection_not_settled", waited_s=round(waited, 1),
+                            in_progress=sum(1 for e in entries if e.status not in ("succeed", "failed")))
+                return None
+            self.sleep(pause)
+            delay *= 1.5
+
+    # --- copying -----------------------------------------------------------------------------------
+    def _copy_all(self, job: Job, plan: Plan, log: JsonLogger) -> tuple[list[dict], list[CopyResult],
+                                                                        list[dict], list[Copy]]:
+        records, copied, failures, not_started = [], [], [], []
+
+        def one(item: Copy) -> None:
+            if self.deadline.expired():
+                not_started.append(item)
+                return
+            try:
+                res = self._copy_one(job, item, log)
+            except (CopyError, LinkRefused, DcsError, ObsError) as exc:
+                failures.append({"file": item.entry.file_name, "key": item.key, "reason": str(exc)[:1000]})
+                log.error("file_failed", file=item.entry.file_name, key=item.key, reason=str(exc)[:1000])
+                return
+            copied.append(res)
+            records.append({"file": item.entry.file_name, "entry_id": item.entry.id, "day": item.entry.day,
+                            "group": item.entry.group_name, "key": res.key, "copy": item.kind,
+                            "state": "archived", "bytes_in": res.bytes_in, "bytes_out": res.bytes_out,
+                            "sha256": res.sha256})
+
+        with ThreadPoolExecutor(max_workers=self.config.copy_concurrency, thread_name_prefix="copy") as pool:
+            list(pool.map(one, plan.copies))
+        return records, copied, failures, not_started
+
+    def _copy_one(self, job: Job, item: Copy, log: JsonLogger) -> CopyResult:
+        entry, cfg = item.entry, self.config
+        metadata = {
+            "source-id": entry.id, "source-file": entry.file_name, "instance-id": job.instance_id,
+            "instance-name": job.instance_name, "group": entry.group_name,
+            "replication-ip": entry.replication_ip, "log-day": entry.day, "compression": cfg.archive_compression,
+            "copy": item.kind, "job-id": job.job_id, "archived-at": iso(self.now()),
+        }
+        metadata = {k: header_safe(v) for k, v in metadata.items()}
+
+        def get_link() -> str:
+            return self.dcs.create_download_link(job.instance_id, entry.id)
+
+        def check(url: str) -> None:
+            check_link(url, cfg.link_host_suffixes, cfg.link_allow_http_hosts)
+
+        def do_copy(url: str) -> CopyResult:
+            return copy_link(self.session, url, self.archive, cfg.archive_bucket, item.key, metadata=metadata,
+                             compression=cfg.archive_compression, level=cfg.gzip_level, part_size=cfg.part_size,
+                             single_put_max=cfg.single_put_max, storage_class=cfg.archive_storage_class)
+
+        def on_retry(attempt: int, error: str) -> None:
+            log.warning("file_copy_retry", file=entry.file_name, attempt=attempt, error=error[:500])
+            self.sleep(min(2.0 * attempt, 10.0))
+
+        result = copy_with_retries(get_link, check, do_copy, cfg.copy_max_attempts, on_retry)
+        log.info("file_archived", file=entry.file_name, key=result.key, copy=item.kind, bytes_in=result.bytes_in,
+                 bytes_out=result.bytes_out, sha256=result.sha256, multipart=result.multipart)
+        if item.kind == FINAL:
+            for stale in item.obsolete:
+                self.archive.delete(cfg.archive_bucket, stale)
+                log.info("partial_replaced", key=stale, by=result.key)
+        return result
+
+    def _recollect(self, job: Job, plan: Plan, log: JsonLogger) -> None:
+        """A collection that ended `failed` will not fix itself: ask DCS again for those nodes, so the job's
+        next attempt finds new copies (made after `requested_at`, so still judged correctly)."""
+        by_ip = dict(zip(job.replication_ips, job.replication_ids))
+        targets = {by_ip.get(n.entry.replication_ip) for n in plan.failed} if job.replication_ids else {None}
+        for replication_id in sorted(targets, key=str):
+            if job.replication_ids and replication_id is None:
+                continue
+            try:
+                self.dcs.create_redislog(job.instance_id, job.query_time, replication_id)
+                log.info("recollect_requested", replication_id=replication_id)
+            except DcsError as err:
+                log.warning("recollect_failed", replication_id=replication_id, error=err.as_dict())
+
+
+def _note_record(note: object, state: str) -> dict:
+    entry = note.entry
+    return {"file": entry.file_name, "entry_id": entry.id, "day": entry.day, "group": entry.group_name,
+            "state": state, "reason": note.reason, **({"key": note.key} if note.key else {})}
+
+
+def _count_reasons(notes: list) -> dict:
+    counts: dict[str, int] = {}
+    for note in notes:
+        counts[note.reason] = counts.get(note.reason, 0) + 1
+    return counts
+
+
+def _totals(jobs: list[dict]) -> dict:
+    return {
+        "files_seen": sum(j.get("files_seen", 0) for j in jobs),
+        "archived": sum(j.get("archived", 0) for j in jobs),
+        "already_archived": sum(j.get("already_archived", 0) for j in jobs),
+        "failed": sum(len(j.get("failed", [])) for j in jobs),
+        "bytes_in": sum(j.get("bytes_in", 0) for j in jobs),
+        "bytes_out": sum(j.get("bytes_out", 0) for j in jobs),
+        "outcomes": {o: sum(1 for j in jobs if j.get("outcome") == o) for o in {j.get("outcome") for j in jobs}},
+    }
+

@@ -1,0 +1,203 @@
+"""The OBS shell: `esdk-obs-python` calls, each checked, failures raised as ObsError with what an operator needs.
+
+esdk-obs-python answers with a GetResult (status, errorCode, requestId) instead of raising; this module turns a
+bad status into an exception once, so callers cannot forget to look.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Iterator, Optional
+
+from obs import (
+    CompleteMultipartUploadRequest,
+    CompletePart,
+    CopyObjectHeader,
+    ListMultipartUploadsRequest,
+    ObsClient,
+    PutObjectHeader,
+)
+
+from shared.runtime import Credentials
+
+META_PREFIX = "x-amz-meta-"
+
+
+class ObsError(Exception):
+    def __init__(self, op: str, bucket: str, key: Optional[str], status: Optional[int], code: str,
+                 message: str, request_id: Optional[str] = None) -> None:
+        self.op, self.bucket, self.key, self.status = op, bucket, key, status
+        self.code, self.message, self.request_id = code, message, request_id
+        target = f"{bucket}/{key}" if key else bucket
+        super().__init__(f"OBS {op} {target}: {status or '-'} {code} {message} request_id={request_id}")
+
+    def as_dict(self) -> dict:
+        return {"op": self.op, "bucket": self.bucket, "key": self.key, "status": self.status,
+                "code": self.code, "message": self.message[:300], "request_id": self.request_id}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: Optional[datetime]
+    etag: str
+
+
+_CLIENTS: dict[tuple, ObsClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def build_client(endpoint: str, creds: Credentials, *, path_style: bool = False) -> ObsClient:
+    """One ObsClient per container and credentials (its connection pool is reused by warm invocations)."""
+    key = (endpoint, creds.ak, creds.sk, creds.security_token, path_style)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = ObsClient(access_key_id=creds.ak, secret_access_key=creds.sk,
+                               security_token=creds.security_token, server=endpoint, path_style=path_style,
+                               max_retry_count=3, timeout=60)
+            for old in _CLIENTS.values():
+                old.close()
+            _CLIENTS.clear()
+            _CLIENTS[key] = client
+        return client
+
+
+def _parse_time(value: Any) -> Optional[datetime]:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = str(value)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+
+
+class Obs:
+    """The object operations the project needs, on one ObsClient."""
+
+    def __init__(self, client: ObsClient) -> None:
+        self.client = client
+
+    def _check(self, op: str, bucket: str, key: Optional[str], resp: Any, ok_missing: bool = False) -> Any:
+        status = getattr(resp, "status", None)
+        if status is not None and status < 300:
+            return resp
+        if ok_missing and status == 404:
+            return None
+        raise ObsError(op, bucket, key, status, getattr(resp, "errorCode", None) or str(status),
+                       getattr(resp, "errorMessage", None) or getattr(resp, "reason", "") or "",
+                       getattr(resp, "requestId", None))
+
+    def _safe(self, op: str, bucket: str, key: Optional[str], call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:  # the SDK raises on connection trouble after its own retries
+            raise ObsError(op, bucket, key, None, type(exc).__name__, str(exc)[:300]) from exc
+
+    # --- small objects -------------------------------------------------------------------------------
+    def put_bytes(self, bucket: str, key: str, data: bytes, *, metadata: Optional[dict] = None,
+                  content_type: str = "application/octet-stream", storage_class: Optional[str] = None) -> str:
+        headers = PutObjectHeader(contentType=content_type)
+        if storage_class:
+            headers.storageClass = storage_class
+        resp = self._safe("PutObject", bucket, key, self.client.putContent, bucket, key, data,
+                          metadata=metadata or None, headers=headers)
+        self._check("PutObject", bucket, key, resp)
+        return (getattr(resp.body, "etag", None) or "").strip('"')
+
+    def put_json(self, bucket: str, key: str, document: dict) -> str:
+        data = json.dumps(document, indent=1, sort_keys=True).encode()
+        return self.put_bytes(bucket, key, data, content_type="application/json")
+
+    def get_bytes(self, bucket: str, key: str) -> Optional[bytes]:
+        """The object's bytes, or None when it does not exist."""
+        resp = self._safe("GetObject", bucket, key, self.client.getObject, bucket, key,
+                          loadStreamInMemory=True)
+        if self._check("GetObject", bucket, key, resp, ok_missing=True) is None:
+            return None
+        return resp.body.buffer or b""
+
+    def head(self, bucket: str, key: str) -> Optional[dict]:
+        """The object's headers (lower-case names; user metadata without its prefix), or None if missing."""
+        resp = self._safe("HeadObject", bucket, key, self.client.getObjectMetadata, bucket, key)
+        if self._check("HeadObject", bucket, key, resp, ok_missing=True) is None:
+            return None
+        headers = {}
+        for name, value in resp.header or []:
+            name = name.lower()
+            headers[name[len(META_PREFIX):] if name.startswith(META_PREFIX) else name] = value
+        return headers
+
+    def delete(self, bucket: str, key: str) -> None:
+        resp = self._safe("DeleteObject", bucket, key, self.client.deleteObject, bucket, key)
+        self._check("DeleteObject", bucket, key, resp, ok_missing=True)
+
+    def list(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under the prefix, every page."""
+        marker = None
+        while True:
+            resp = self._safe("ListObjects", bucket, prefix, self.client.listObjects, bucket, prefix=prefix,
+                              marker=marker, max_keys=1000)
+            self._check("ListObjects", bucket, prefix, resp)
+            contents = resp.body.contents or []
+            for item in contents:
+                yield ObjectInfo(item.key, int(item.size or 0), _parse_time(item.lastModified),
+                                 (item.etag or "").strip('"'))
+            if not resp.body.is_truncated or not contents:
+                return
+            marker = resp.body.next_marker or contents[-1].key
+
+    def replace_metadata(self, bucket: str, key: str, metadata: dict, *,
+                         content_type: str = "application/octet-stream", storage_class: Optional[str] = None) -> None:
+        """Rewrite an object's metadata in place (a server-side copy onto itself with directive REPLACE)."""
+        headers = CopyObjectHeader(directive="REPLACE", contentType=content_type)
+        if storage_class:
+            headers.storageClass = storage_class
+        resp = self._safe("CopyObject", bucket, key, self.client.copyObject, bucket, key, bucket, key,
+                          metadata=metadata, headers=headers)
+        self._check("CopyObject", bucket, key, resp)
+
+    # --- multipart -----------------------------------------------------------------------------------
+    def initiate_multipart(self, bucket: str, key: str, *, metadata: Optional[dict] = None,
+                           content_type: str = "application/octet-stream",
+                           storage_class: Optional[str] = None) -> str:
+        resp = self._safe("InitiateMultipartUpload", bucket, key, self.client.initiateMultipartUpload, bucket,
+                          key, storageClass=storage_class, metadata=metadata or None, contentType=content_type)
+        self._check("InitiateMultipartUpload", bucket, key, resp)
+        return resp.body.uploadId
+
+    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> str:
+        resp = self._safe("UploadPart", bucket, key, self.client.uploadPart, bucket, key, number, upload_id,
+                          object=data, partSize=len(data))
+        self._check("UploadPart", bucket, key, resp)
+        return resp.body.etag
+
+    def complete_multipart(self, bucket: str, key: str, upload_id: str, etags: list[str]) -> None:
+        parts = [CompletePart(partNum=i + 1, etag=etag) for i, etag in enumerate(etags)]
+        resp = self._safe("CompleteMultipartUpload", bucket, key, self.client.completeMultipartUpload, bucket,
+                          key, upload_id, CompleteMultipartUploadRequest(parts=parts))
+        self._check("CompleteMultipartUpload", bucket, key, resp)
+
+    def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
+        resp = self._safe("AbortMultipartUpload", bucket, key, self.client.abortMultipartUpload, bucket, key,
+                          upload_id)
+        self._check("AbortMultipartUpload", bucket, key, resp, ok_missing=True)
+
+    def open_uploads(self, bucket: str, prefix: str) -> list[tuple[str, str]]:
+        """(key, upload id) of the multipart uploads still open under the prefix."""
+        resp = self._safe("ListMultipartUploads", bucket, prefix, self.client.listMultipartUploads, bucket,
+                          ListMultipartUploadsRequest(prefix=prefix, max_uploads=1000))
+        self._check("ListMultipartUploads", bucket, prefix, resp)
+        return [(u.key, u.uploadId) for u in (resp.body.upload or [])]

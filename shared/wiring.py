@@ -1,0 +1,67 @@
+"""Builds the services from the configuration and the invocation's context: the one place clients are made.
+
+Clients live for the container: warm invocations reuse their connection pools (rebuilt when the agency's
+temporary credentials rotate).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any, Callable, Optional
+
+import requests
+
+from shared import dcs as dcs_shell
+from shared import obs as obs_shell
+from shared.archiver import Archiver
+from shared.collector import Collector
+from shared.config import Config
+from shared.jobs import JobQueue
+from shared.logs import JsonLogger
+from shared.runtime import Credentials, Deadline, credentials_from
+
+_SESSION: Optional[requests.Session] = None
+_SESSION_LOCK = threading.Lock()
+
+
+def download_session(pool_size: int) -> requests.Session:
+    """One requests session for presigned downloads, per container."""
+    global _SESSION
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size,
+                                                    max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            _SESSION = session
+        return _SESSION
+
+
+def _common(config: Config, context: Any, log: JsonLogger, pool: int) -> tuple[Credentials, dcs_shell.Dcs,
+                                                                                 obs_shell.Obs]:
+    creds = credentials_from(context)
+    for secret in (creds.sk, creds.security_token):
+        log.add_secret(secret)
+    client = dcs_shell.build_client(config.dcs_endpoint, creds, config.project_id, pool_size=pool)
+    dcs = dcs_shell.Dcs(client, max_retries=config.api_max_retries)
+    obs = obs_shell.Obs(obs_shell.build_client(config.obs_endpoint, creds, path_style=config.obs_path_style))
+    return creds, dcs, obs
+
+
+def build_collector(config: Config, context: Any, log: JsonLogger,
+                    now: Optional[Callable[[], datetime]] = None) -> Collector:
+    _, dcs, obs = _common(config, context, log, config.collect_concurrency)
+    deadline = Deadline.from_context(context, config.deadline_margin_seconds)
+    extra = {"now": now} if now else {}
+    return Collector(config, dcs, JobQueue(obs, config.queue_bucket, config.queue_prefix), log, deadline, **extra)
+
+
+def build_archiver(config: Config, context: Any, log: JsonLogger,
+                   now: Optional[Callable[[], datetime]] = None) -> Archiver:
+    _, dcs, obs = _common(config, context, log, config.copy_concurrency)
+    deadline = Deadline.from_context(context, config.deadline_margin_seconds)
+    extra = {"now": now} if now else {}
+    return Archiver(config, dcs, obs, JobQueue(obs, config.queue_bucket, config.queue_prefix),
+                    download_session(config.copy_concurrency * 2), log, deadline, **extra)
