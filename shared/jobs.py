@@ -183,11 +183,11 @@ class JobQueue:
         self.obs, self.bucket, self.prefix = obs, bucket, prefix
 
     def enqueue(self, job: Job) -> str:
-        """Write the pending job (a new run replaces the instance's pending job, which fires a new event) and
-        drop a parked retry of the same instance, which this newer job supersedes."""
+        """Write the pending job: a new run replaces the instance's pending job (and fires a new event). A parked
+        retry of the same instance is left to the sweep, which drops it while a newer pending job exists; a
+        late re-drive of it is harmless, as everything it could copy is found archived."""
         key = pending_key(self.prefix, job.instance_id)
         self.obs.put_json(self.bucket, key, job.to_dict())
-        self.obs.delete(self.bucket, retry_key(self.prefix, job.instance_id))
         return key
 
     def read(self, key: str) -> Optional[Job]:
