@@ -121,8 +121,8 @@ class RetryPolicy(BackoffStrategy):
     """
 
     def __init__(self, base: float = 0.5, cap: float = 20.0, busy_base: float = 5.0,
-                 rng: Optional[random.Random] = None) -> None:
-        self.base, self.cap, self.busy_base = base, cap, busy_base
+                 throttle_wait: tuple[float, float] = (2.0, 5.0), rng: Optional[random.Random] = None) -> None:
+        self.base, self.cap, self.busy_base, self.throttle_wait = base, cap, busy_base, throttle_wait
         self._rng = rng or random.Random()
         self._last: Optional[BaseException] = None
         self.attempts = 0
@@ -137,6 +137,10 @@ class RetryPolicy(BackoffStrategy):
         if retry_after is not None:
             # a little jitter on top, so a crowd told "2 s" does not come back in one burst
             return int((retry_after + self._rng.uniform(0, 0.5)) * 1000)
+        if getattr(self._last, "status_code", None) == 429:
+            # On a GET the SDK's urllib3 layer turns a 429 into "too many 429 error responses" and drops the
+            # response with its Retry-After; the gateway's documented advice is to retry after 2-5 s.
+            return int(self._rng.uniform(*self.throttle_wait) * 1000)
         base = self.busy_base if getattr(self._last, "error_code", None) == BUSY_CODE else self.base
         return int(self._rng.uniform(0, min(self.cap, base * 2 ** (retries - 1))) * 1000)
 

@@ -25,9 +25,20 @@ def obs(seaweed):
 
 
 @pytest.fixture
-def bucket(obs):
+def bucket(obs, seaweed):
     """A fresh, empty bucket for one test."""
     name = f"t-{uuid.uuid4().hex[:16]}"
     resp = obs.createBucket(name)
     assert resp.status < 300, (resp.status, resp.errorCode, resp.errorMessage)
-    return name
+    yield name
+    seaweed.delete_bucket(name)
+
+
+@pytest.fixture
+def dcs(seaweed):
+    """A DCS API emulator on loopback over the session's store (its own internal bucket), stopped after the test."""
+    from tests.localcloud.dcs import DcsEmulator
+
+    with DcsEmulator(seaweed) as emulator:
+        yield emulator
+    seaweed.delete_bucket(emulator.internal_bucket)

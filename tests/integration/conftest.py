@@ -25,3 +25,5 @@ def cloud(seaweed, monkeypatch):
     finally:
         local.close()
         emulator.stop()
+        for name in (local.archive_bucket, local.queue_bucket, emulator.internal_bucket):
+            seaweed.delete_bucket(name)

@@ -93,6 +93,10 @@ class SeaweedFS:
             self._own_dir = True
         data_dir = Path(self.workdir) / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
+        # Each bucket is a collection that grows 7 volumes at once by default; many test buckets would use up
+        # the volume limit ("No writable volumes"). Grow one at a time (weed reads master.toml from its cwd).
+        (Path(self.workdir) / "master.toml").write_text(
+            "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 1\ncopy_3 = 1\ncopy_other = 1\n")
         identities = Path(self.workdir) / "s3.json"
         identities.write_text(json.dumps({"identities": [{
             "name": "localcloud",
@@ -133,6 +137,23 @@ class SeaweedFS:
         finally:
             client.close()
         raise RuntimeError(f"SeaweedFS not ready after {self.startup_timeout}s ({last}): {self.log_tail()}")
+
+    def delete_bucket(self, name: str) -> None:
+        """Empty a bucket and delete it, which frees its collection's volumes for later tests."""
+        client = self.client()
+        try:
+            while True:
+                listed = client.listObjects(name, max_keys=1000)
+                if listed.status >= 300:
+                    break
+                contents = listed.body.contents or []
+                for item in contents:
+                    client.deleteObject(name, item.key)
+                if not contents:
+                    break
+            client.deleteBucket(name)
+        finally:
+            client.close()
 
     def log_tail(self, size: int = 2000) -> str:
         try:
@@ -179,7 +200,7 @@ class SeaweedFS:
             weed_binary(), "server",
             f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-            "-master.volumeSizeLimitMB=64", "-volume.max=200",
+            "-master.volumeSizeLimitMB=64", "-volume.max=1000",
             "-s3", f"-s3.port={s3}", f"-s3.config={Path(self.workdir) / 's3.json'}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]
