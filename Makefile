@@ -27,5 +27,14 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+## FunctionGraph code packages: build/collector.zip and build/archiver.zip (and the same trees unpacked, for
+## Serverless Devs), with the dependencies for the runtime (CPython 3.10, Linux x86_64). README, "Deployment".
+package: $(STAMP)
+	$(BIN)/python tools/package.py
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
+
+## The whole flow on the local cloud (SeaweedFS + DCS emulator), with the functions' real handlers.
+demo: $(STAMP)
+	$(BIN)/python tools/demo.py

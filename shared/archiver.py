@@ -159,10 +159,12 @@ class Archiver:
             if view != last_view:
                 last_change, last_view = time.monotonic(), view
             quiet = time.monotonic() - last_change
-            if is_settled(entries) and quiet >= quiet_needed:
+            settled = is_settled(entries)
+            if settled and quiet >= quiet_needed:
                 return entries
             waited = time.monotonic() - started
-            pause = min(delay, POLL_MAX)
+            # once nothing is in progress, only the rest of the quiet time is left to wait
+            pause = min(delay, POLL_MAX, max(quiet_needed - quiet, 0.2) if settled else POLL_MAX)
             if waited + pause > self.config.collect_wait_seconds or pause >= self.deadline.remaining():
                 log.warning("collection_not_settled", waited_s=round(waited, 1),
                             in_progress=sum(1 for e in entries if e.status not in ("succeed", "failed")))

@@ -66,7 +66,8 @@ class Collector:
             self.log.warning("job_malformed_dead_lettered", key=key)
         return {"redriven": len(result["redriven"]), "rewritten": len(result["rewritten"]),
                 "dead_lettered": len(result["dead_lettered"]), "malformed": len(result["malformed"]),
-                "waiting": result["waiting"], "instance_ids": _capped(result["redriven"] + result["rewritten"]),
+                "waiting": result["waiting"], "errors": result["errors"][:ID_LIST_CAP],
+                "instance_ids": _capped(result["redriven"] + result["rewritten"]),
                 "dead_lettered_ids": _capped(result["dead_lettered"])}
 
     # --- discovery and collection -------------------------------------------------------------------

@@ -19,8 +19,11 @@ class Skipped:
 
 
 def parse_version(text: str) -> Optional[tuple[int, ...]]:
-    numbers = re.findall(r"\d+", text or "")
-    return tuple(int(n) for n in numbers[:3]) if numbers else None
+    numbers = re.findall(r"[0-9]+", text or "")
+    if not numbers:
+        return None
+    version = tuple(int(n) for n in numbers[:3])
+    return version + (0,) * (2 - len(version))  # "4" is 4.0
 
 
 def skip_reason(instance: Instance, tags: Iterable[tuple[str, str]]) -> Optional[str]:

@@ -66,21 +66,29 @@ class Job:
                 project_id=_text(data, "project_id"),
                 region=str(data.get("region") or ""),
                 query_time=int(data["query_time"]),
-                replication_ids=tuple(str(r) for r in data.get("replication_ids") or ()),
+                replication_ids=_strings(data, "replication_ids"),
                 requested_at=_text(data, "requested_at"),
-                entries_before=tuple(str(e) for e in data.get("entries_before") or ()),
+                entries_before=_strings(data, "entries_before"),
                 job_id=_text(data, "job_id"),
                 attempts=int(data.get("attempts") or 0),
                 last_error=data.get("last_error"),
                 next_attempt_at=data.get("next_attempt_at"),
                 redriven_at=data.get("redriven_at"),
-                replication_ips=tuple(str(r) for r in data.get("replication_ips") or ()),
+                replication_ips=_strings(data, "replication_ips"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedJob(f"{where}: {exc}") from None
         if "/" in job.instance_id or not job.instance_id.strip():
             raise MalformedJob(f"{where}: instance_id {job.instance_id!r} is not an id")
         parse_time(job.requested_at, where)
+        for name in ("next_attempt_at", "redriven_at"):
+            value = getattr(job, name)
+            if value is not None:
+                if not isinstance(value, str):
+                    raise MalformedJob(f"{where}: {name} must be a string")
+                parse_time(value, where)
+        if job.last_error is not None and not isinstance(job.last_error, str):
+            raise MalformedJob(f"{where}: last_error must be a string")
         return job
 
     @classmethod
@@ -90,6 +98,15 @@ class Job:
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedJob(f"{where}: not JSON ({exc})") from None
         return cls.from_dict(data, where)
+
+
+def _strings(data: dict, name: str) -> tuple[str, ...]:
+    value = data.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of strings")
+    return tuple(value)
 
 
 def _text(data: dict, name: str) -> str:
@@ -247,11 +264,14 @@ class JobQueue:
     def sweep(self, now: datetime, *, stale_after: int, max_attempts: int,
               limit_instances: Optional[set[str]] = None) -> dict:
         """Re-drive due retries, rewrite stale pending jobs, dead-letter the hopeless. Returns counts and ids."""
-        result: dict = {"redriven": [], "rewritten": [], "dead_lettered": [], "malformed": [], "waiting": 0}
-        for info in list(self.obs.list(self.bucket, f"{self.prefix}{RETRY}/")):
-            self._sweep_one(info, RETRY, now, stale_after, max_attempts, limit_instances, result)
-        for info in list(self.obs.list(self.bucket, f"{self.prefix}{PENDING}/")):
-            self._sweep_one(info, PENDING, now, stale_after, max_attempts, limit_instances, result)
+        result: dict = {"redriven": [], "rewritten": [], "dead_lettered": [], "malformed": [], "waiting": 0,
+                        "errors": []}
+        for state in (RETRY, PENDING):
+            for info in list(self.obs.list(self.bucket, f"{self.prefix}{state}/")):
+                try:
+                    self._sweep_one(info, state, now, stale_after, max_attempts, limit_instances, result)
+                except ObsError as err:  # one object's trouble does not stop the sweep; the next one retries it
+                    result["errors"].append(err.as_dict())
         return result
 
     def _sweep_one(self, info: ObjectInfo, state: str, now: datetime, stale_after: int, max_attempts: int,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DAY = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")  # ASCII digits, no trailing newline
 MAX_COMPONENT = 100
 PARTIAL_SUFFIX = ".partial"
 COMPRESSED_SUFFIX = ".gz"

@@ -54,7 +54,9 @@ def check_link(url: str, host_suffixes: tuple[str, ...], allow_http_hosts: tuple
 def redact_link(url: str) -> str:
     """A link without its query string (which carries the signature) for logs and errors."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def header_safe(value: object) -> str:

@@ -177,9 +177,23 @@ class SeaweedFS:
                 except ProcessLookupError:
                     pass
                 proc.wait(timeout=timeout)
+        self._remove_stale_sockets()
         if self._own_dir and self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+    def _remove_stale_sockets(self) -> None:
+        """weed keeps gRPC unix sockets in /tmp named after its ports, with no flag to move them; one left by
+        a killed server would make a later server on that port fail silently. Ours are free TCP ports (or our
+        own stopped server's), so any such file is stale."""
+        tmp = Path(tempfile.gettempdir())
+        for port in self.ports:
+            for twin in (port, port + GRPC_OFFSET):
+                for stale in tmp.glob(f"seaweedfs-*-{twin}.sock"):
+                    try:
+                        stale.unlink()
+                    except OSError:
+                        pass
 
     def restart(self) -> None:
         """Stop the server and start it again on the same ports and data (for fault tests)."""
@@ -197,13 +211,15 @@ class SeaweedFS:
         master, volume, filer, s3 = self.ports
         data_dir = Path(self.workdir) / "data"
         cmd = [
-            weed_binary(), "server",
+            weed_binary(), f"-logdir={self.workdir}", "server",
             f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
             "-master.volumeSizeLimitMB=64", "-volume.max=1000",
             "-s3", f"-s3.port={s3}", f"-s3.config={Path(self.workdir) / 's3.json'}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-filer.localSocket={self.workdir}/filer.sock", f"-s3.localSocket={self.workdir}/s3.sock",
         ]
+        self._remove_stale_sockets()
         with open(Path(self.workdir) / "weed.log", "ab") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True, cwd=self.workdir)
