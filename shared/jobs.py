@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from shared.obs import ObjectInfo, Obs
+from shared.obs import ObjectInfo, Obs, ObsError
 
 SCHEMA_VERSION = 1
 PENDING, RETRY, DONE, FAILED = "pending", "retry", "done", "failed"
