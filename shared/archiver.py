@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Callable, Optional
 
 import requests
@@ -17,7 +17,7 @@ from shared.keys import instance_prefix
 from shared.logs import JsonLogger
 from shared.obs import Obs, ObsError
 from shared.runtime import Deadline
-from shared.selection import FINAL, Copy, Plan, is_settled, log_day, plan_copies
+from shared.selection import FINAL, Copy, Plan, is_settled, log_day, plan_copies, recent_marker
 from shared.transfer import (
     CopyError,
     CopyResult,
@@ -93,10 +93,11 @@ class Archiver:
         if entries is None:
             return self._park(job, f"collection not settled within {self.config.collect_wait_seconds}s or the "
                                    "invocation's time", result, log, [])
+        prefix = instance_prefix(self.config.archive_prefix, job.instance_id)
+        today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
         try:
-            archived = {o.key for o in self.archive.list(self.config.archive_bucket,
-                                                         instance_prefix(self.config.archive_prefix,
-                                                                         job.instance_id))}
+            archived = {o.key for o in self.archive.list(self.config.archive_bucket, prefix,
+                                                         start_after=recent_marker(prefix, today))}
         except ObsError as err:
             return self._park(job, f"listing the archive failed: {err}", result, log, [])
         plan = plan_copies(entries, entries_before=job.entries_before,

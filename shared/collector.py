@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Callable, Optional
 
 from shared.config import Config
@@ -13,9 +13,11 @@ from shared.dcs import Dcs, DcsError, Instance, InstanceGone
 from shared.discovery import Skipped, qualify, replicas_to_collect, skip_reason
 from shared.events import CollectorRequest
 from shared.jobs import Job, JobQueue, iso
+from shared.keys import instance_prefix
 from shared.logs import JsonLogger
 from shared.obs import ObsError
 from shared.runtime import Deadline
+from shared.selection import archived_days, log_day, query_time_for, recent_marker
 
 ID_LIST_CAP = 100  # ids listed per category in the summary line; counts are always complete
 
@@ -132,6 +134,7 @@ class Collector:
         try:
             if mode is None:
                 _, mode = self.dcs.show_instance(inst.instance_id)
+            query_time = self._query_time(inst.instance_id)
             requested_at = iso(self.now())
             before = [e.id for e in self.dcs.list_redislog(inst.instance_id)]
             if mode == "single":
@@ -144,7 +147,7 @@ class Collector:
             collected = []
             for replication_id, ip in targets:
                 try:
-                    self.dcs.create_redislog(inst.instance_id, self.config.query_time, replication_id)
+                    self.dcs.create_redislog(inst.instance_id, query_time, replication_id)
                 except InstanceGone:
                     raise
                 except DcsError as err:
@@ -164,7 +167,7 @@ class Collector:
         if not collected:
             return outcome
         job = Job(instance_id=inst.instance_id, instance_name=inst.name, project_id=self.config.project_id,
-                  region=self.config.region, query_time=self.config.query_time,
+                  region=self.config.region, query_time=query_time,
                   replication_ids=tuple(r for r, _ in collected if r),
                   replication_ips=tuple(ip for r, ip in collected if r),
                   requested_at=requested_at, entries_before=tuple(before))
@@ -175,5 +178,20 @@ class Collector:
             log.error("job_enqueue_failed", error=err.as_dict())
             return outcome
         log.info("job_enqueued", job_id=job.job_id, key=outcome.job_key, replicas=len(collected),
-                 failed_calls=len(outcome.failed_calls))
+                 query_time=query_time, failed_calls=len(outcome.failed_calls))
         return outcome
+
+    def _query_time(self, instance_id: str) -> int:
+        """QUERY_TIME, widened (QUERY_TIME_AUTO) to reach back to the first day not archived yet, so a first
+        deployment or a run after an outage archives every day DCS still keeps. One LIST per instance."""
+        if not self.config.query_time_auto:
+            return self.config.query_time
+        prefix = instance_prefix(self.config.archive_prefix, instance_id)
+        today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
+        try:
+            keys = [o.key for o in self.queue.obs.list(self.config.archive_bucket, prefix,
+                                                       start_after=recent_marker(prefix, today))]
+        except ObsError as err:
+            self.log.warning("archive_list_failed", instance_id=instance_id, error=err.as_dict())
+            return self.config.query_time
+        return query_time_for(archived_days(keys, prefix), today, self.config.query_time)

@@ -46,6 +46,7 @@ class Config:
     log_timezone: timezone
     archive_open_day: bool
     obs_path_style: bool = False
+    query_time_auto: bool = True
     # tuning knobs
     collect_concurrency: int = 8
     copy_concurrency: int = 4
@@ -237,6 +238,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
                             "a UTC offset such as +08:00"),
         archive_open_day=_parse(env, "ARCHIVE_OPEN_DAY", False, parse_bool, "true or false"),
         obs_path_style=_parse(env, "OBS_PATH_STYLE", False, parse_bool, "true or false"),
+        query_time_auto=_parse(env, "QUERY_TIME_AUTO", True, parse_bool, "true or false"),
         collect_concurrency=_parse(env, "COLLECT_CONCURRENCY", 8, _int_range(1, 64), "an integer 1-64"),
         copy_concurrency=_parse(env, "COPY_CONCURRENCY", 4, _int_range(1, 16), "an integer 1-16"),
         api_max_retries=_parse(env, "API_MAX_RETRIES", 5, _int_range(0, 10), "an integer 0-10"),

@@ -144,9 +144,9 @@ class Obs:
         resp = self._safe("DeleteObject", bucket, key, self.client.deleteObject, bucket, key)
         self._check("DeleteObject", bucket, key, resp, ok_missing=True)
 
-    def list(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
-        """Every object under the prefix, every page."""
-        marker = None
+    def list(self, bucket: str, prefix: str, start_after: Optional[str] = None) -> Iterator[ObjectInfo]:
+        """Every object under the prefix (after `start_after`, in key order), every page."""
+        marker = start_after
         while True:
             resp = self._safe("ListObjects", bucket, prefix, self.client.listObjects, bucket, prefix=prefix,
                               marker=marker, max_keys=1000)

@@ -192,7 +192,7 @@ def test_large_file_goes_multipart_and_a_cut_download_is_retried_with_a_fresh_li
     emu = cloud.emulator
     inst = emu.add_instance(name="big", tags=TAGS, cache_mode="single", log_size=12 * 2**20)
     emu.faults.add("Download", "truncate", times=1)
-    pipeline(cloud, SINGLE_PUT_MAX_MB="1", PART_SIZE_MB="5", ARCHIVE_COMPRESSION="none")
+    pipeline(cloud, SINGLE_PUT_MAX_MB="1", PART_SIZE_MB="5", ARCHIVE_COMPRESSION="none", QUERY_TIME_AUTO="false")
     node = inst.nodes[0]
     day = cloud.yesterday()
     key = f"{ARCHIVE}{inst.instance_id}/{day}/{node.group_name}/redis_{node.replication_ip}_{day}.log"
@@ -207,7 +207,7 @@ def test_expired_links_exhaust_the_attempts_and_park_the_job_for_retry(cloud):
     emu = cloud.emulator
     emu.add_instance(name="single", tags=TAGS, cache_mode="single")
     emu.faults.add("CreateRedislogDownloadLink", "expired")
-    pipeline(cloud, COPY_MAX_ATTEMPTS="2")
+    pipeline(cloud, COPY_MAX_ATTEMPTS="2", QUERY_TIME_AUTO="false")
     assert cloud.archive_keys() == []
     (parked,) = cloud.queue_keys("retry")
     record = json.loads(cloud.obs.get_bytes(cloud.queue_bucket, parked))
@@ -239,7 +239,7 @@ def test_failed_collection_is_requested_again_and_archived_on_the_next_attempt(c
     cloud.run_collector(action="sweep", JOB_RETRY_DELAY_SECONDS="60")
     for d in trigger.pump():
         assert d.ok and d.result["jobs"][0]["outcome"] == "done"
-    assert sorted(cloud.archive_keys()) == sorted(expected_files(cloud, inst, [cloud.yesterday()]))
+    assert cloud.archive_keys() == sorted(expected_files(cloud, inst, cloud.final_days(inst.instance_id)))
 
 
 def test_instance_deleted_between_collect_and_archive_moves_the_job_to_failed(cloud):
@@ -259,7 +259,7 @@ def test_archiver_waits_for_a_slow_collection(cloud):
     emu.in_progress_visible = True
     inst = emu.add_instance(name="single", tags=TAGS, cache_mode="single")
     pipeline(cloud, COLLECT_SETTLE_SECONDS="1")
-    assert cloud.archive_keys() == sorted(expected_files(cloud, inst, [cloud.yesterday()]))
+    assert cloud.archive_keys() == sorted(expected_files(cloud, inst, cloud.final_days(inst.instance_id)))
     assert len(emu.calls("ListRedislog", inst.instance_id)) >= 3
 
 

@@ -29,9 +29,8 @@ def test_run_collects_then_archives_every_pending_job_in_process(cloud):
     summary = json.loads(done.stdout)
     assert summary["collector"]["jobs_enqueued"] == 2
     assert summary["archiver"]["outcomes"] == {"done": 2}
-    day = cloud.yesterday()
     expected = sorted(f"redis-run-logs/{i.instance_id}/{day}/{n.group_name}/redis_{n.replication_ip}_{day}.log.gz"
-                      for i in made for n in i.nodes)
+                      for i in made for n in i.nodes for day in cloud.final_days(i.instance_id))
     assert cloud.archive_keys() == expected
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert {"collector_summary", "job_progress"} <= {line["event"] for line in lines}

@@ -62,12 +62,13 @@ def test_scenario_collects_every_replica_of_each_qualifying_instance_and_enqueue
         sorted(n.replication_id for n in cluster.nodes)
     for name in ("untagged", "other_value", "stopped", "old"):
         assert emu.calls("CreateRedislog", mixed[name].instance_id) == []
-    assert all(c.query["log_type"] == "run" and c.query["query_time"] == "1" for c in emu.calls("CreateRedislog"))
+    # nothing archived yet: the window reaches back over all 7 days DCS keeps
+    assert all(c.query["log_type"] == "run" and c.query["query_time"] == "7" for c in emu.calls("CreateRedislog"))
 
     pending = cloud.queue_keys("pending")
     assert pending == sorted(f"{QUEUE}pending/{mixed[n].instance_id}.json" for n in ("single", "ha", "cluster"))
     job = Job.from_dict(read_job(cloud, f"{QUEUE}pending/{cluster.instance_id}.json"))
-    assert job.instance_name == "cluster" and job.project_id == emu.project_id and job.query_time == 1
+    assert job.instance_name == "cluster" and job.project_id == emu.project_id and job.query_time == 7
     assert sorted(job.replication_ids) == sorted(n.replication_id for n in cluster.nodes)
     assert dict(zip(job.replication_ids, job.replication_ips)) == \
         {n.replication_id: n.replication_ip for n in cluster.nodes}
@@ -93,6 +94,38 @@ def test_second_run_records_the_entries_listed_before_its_collection(cloud, mixe
     cloud.run_collector()
     job = Job.from_dict(read_job(cloud, f"{QUEUE}pending/{mixed['ha'].instance_id}.json"))
     assert set(job.entries_before) == listed_before
+
+
+def test_query_time_is_fixed_when_auto_widening_is_off(cloud, mixed):
+    cloud.run_collector(QUERY_TIME="3", QUERY_TIME_AUTO="false")
+    assert {c.query["query_time"] for c in cloud.emulator.calls("CreateRedislog")} == {"3"}
+
+
+def test_window_shrinks_to_query_time_once_archived_and_widens_again_after_an_outage(cloud):
+    emu = cloud.emulator
+    inst = emu.add_instance(name="single", tags=TAGS, cache_mode="single")
+    node = inst.nodes[0]
+
+    def archive_day(day: str) -> None:
+        key = f"redis-run-logs/{inst.instance_id}/{day}/{node.group_name}/redis_{node.replication_ip}_{day}.log.gz"
+        cloud.obs.put_bytes(cloud.archive_bucket, key, b"x")
+
+    def window() -> str:
+        emu.reset_counters()
+        cloud.run_collector()
+        (call,) = emu.calls("CreateRedislog")
+        return call.query["query_time"]
+
+    archive_day(cloud.yesterday())
+    assert window() == "1"
+    emu.clock.advance(days=3)  # three days without a run: the newest archived day is now 4 days back
+    assert window() == "3"
+    emu.clock.advance(days=5)
+    assert window() == "7"
+    # a partial copy of a day does not count as archived
+    partial = f"redis-run-logs/{inst.instance_id}/{cloud.yesterday()}/{node.group_name}/x.partial.gz"
+    cloud.obs.put_bytes(cloud.archive_bucket, partial, b"x")
+    assert window() == "7"
 
 
 def test_masters_only_when_replicas_is_master(cloud, mixed):
