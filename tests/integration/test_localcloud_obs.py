@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from obs import (
     PutObjectHeader,
 )
 
-from tests.localcloud.seaweed import GRPC_OFFSET, SeaweedFS
+from tests.localcloud.seaweed import GRPC_OFFSET, SeaweedFS, port_free
 
 MIB = 1024 * 1024
 
@@ -259,13 +258,7 @@ def test_presigned_get_url_signed_for_one_key_does_not_open_another(obs, bucket)
 
 
 def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    return port_free(port)
 
 
 @dataclass

@@ -27,7 +27,7 @@ GRPC_OFFSET = 10000
 PORT_LOW, PORT_HIGH = 20000, 45000
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -45,7 +45,7 @@ def free_port_pairs(count: int) -> list[int]:
         port = rng.randrange(PORT_LOW, PORT_HIGH)
         if port in picked or port + GRPC_OFFSET in picked:
             continue
-        if _port_free(port) and _port_free(port + GRPC_OFFSET):
+        if port_free(port) and port_free(port + GRPC_OFFSET):
             picked.append(port)
             if len(picked) == count:
                 return picked
