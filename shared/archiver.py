@@ -17,7 +17,7 @@ from shared.keys import instance_prefix
 from shared.logs import JsonLogger
 from shared.obs import Obs, ObsError
 from shared.runtime import Deadline
-from shared.selection import FINAL, Copy, Plan, is_settled, log_day, plan_copies, recent_marker
+from shared.selection import FINAL, Copy, Note, Plan, is_settled, log_day, plan_copies, recent_marker
 from shared.transfer import (
     CopyError,
     CopyResult,
@@ -68,8 +68,7 @@ class Archiver:
         try:
             job = self.queue.read(ref.key)
         except MalformedJob as exc:
-            raw = self.queue.obs.get_bytes(ref.bucket, ref.key)
-            target = self.queue.dead_letter_raw(ref.key, raw, str(exc))
+            target = self.queue.dead_letter_raw(ref.key, getattr(exc, "raw", None), str(exc))
             log.error("job_malformed", reason=str(exc), moved_to=target)
             return {"key": ref.key, "outcome": "failed", "reason": str(exc), "moved_to": target}
         if job is None:
@@ -247,13 +246,13 @@ class Archiver:
                 log.warning("recollect_failed", replication_id=replication_id, error=err.as_dict())
 
 
-def _note_record(note: object, state: str) -> dict:
+def _note_record(note: Note, state: str) -> dict:
     entry = note.entry
     return {"file": entry.file_name, "entry_id": entry.id, "day": entry.day, "group": entry.group_name,
             "state": state, "reason": note.reason, **({"key": note.key} if note.key else {})}
 
 
-def _count_reasons(notes: list) -> dict:
+def _count_reasons(notes: list[Note]) -> dict:
     counts: dict[str, int] = {}
     for note in notes:
         counts[note.reason] = counts.get(note.reason, 0) + 1

@@ -212,7 +212,11 @@ class JobQueue:
         raw = self.obs.get_bytes(self.bucket, key)
         if raw is None:
             return None
-        return Job.parse(raw, where=f"{self.bucket}/{key}")
+        try:
+            return Job.parse(raw, where=f"{self.bucket}/{key}")
+        except MalformedJob as exc:
+            exc.raw = raw  # kept whole when dead-lettered
+            raise
 
     def _remove_pending_if_same(self, job: Job) -> None:
         """Delete pending/<instance>.json unless a newer run has replaced it meanwhile."""
