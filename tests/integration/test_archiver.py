@@ -280,3 +280,18 @@ def test_jobs_parsed_from_the_queue_keep_their_ids(cloud):
     job = Job.parse(raw)
     (delivery,) = cloud.trigger().pump()
     assert delivery.result["jobs"][0]["job_id"] == job.job_id
+
+
+def test_files_of_one_job_are_copied_concurrently_within_the_bound(cloud):
+    emu = cloud.emulator
+    emu.add_instance(name="cluster", tags=TAGS, cache_mode="cluster", shards=3, replicas=2)
+    cloud.run_collector(QUERY_TIME_AUTO="false")
+    emu.faults.latency("Download", 0.3)  # links then go through the emulator, which counts them in flight
+    emu.reset_counters()
+    (delivery,) = cloud.trigger(COPY_CONCURRENCY="3").pump()
+    assert delivery.result["jobs"][0]["archived"] == 6
+    downloads = emu.calls("Download")
+    assert len(downloads) == 6
+    overlapping = max(sum(1 for d in downloads if d.started <= t.started < d.finished) for t in downloads)
+    assert overlapping >= 2, "copies overlap"
+    assert emu.peak_in_flight <= 3
