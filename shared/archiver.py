@@ -146,28 +146,38 @@ class Archiver:
 
     # --- waiting -----------------------------------------------------------------------------------
     def _wait_for_collection(self, job: Job, log: JsonLogger) -> Optional[list[LogEntry]]:
-        """Poll until nothing is in progress and the listing has not changed for the settle time; None when
-        the wait limit or the invocation's time runs out first."""
+        """Poll ListRedislog until the collection is over; None when the wait limit or the invocation's time
+        runs out first.
+
+        Over means: no entry in a non-terminal state, and either every collected node shows a new entry (one
+        unchanged listing later, to let a node's other days appear), or the listing has stayed unchanged for the
+        settle time counted from the collect calls (a node may have no log at all for the window).
+        """
         started = time.monotonic()
-        age = (self.now() - parse_time(job.requested_at)).total_seconds()
-        quiet_needed = max(0.0, self.settle_seconds - age)
-        last_change, last_view = started, None
-        delay = POLL_FIRST
+        before = set(job.entries_before)
+        nodes = set(job.replication_ips)
+        since_collect = (self.now() - parse_time(job.collected_at or job.requested_at)).total_seconds()
+        quiet_needed = max(0.0, self.settle_seconds - since_collect)
+        confirm = min(POLL_FIRST, quiet_needed)
+        last_view, last_change, delay = None, started, POLL_FIRST
         while True:
             entries = self.dcs.list_redislog(job.instance_id)
             view = sorted((e.id, e.status) for e in entries)
             if view != last_view:
                 last_change, last_view = time.monotonic(), view
             quiet = time.monotonic() - last_change
+            new = [e for e in entries if e.id not in before]
+            covered = nodes <= {e.replication_ip for e in new} if nodes else bool(new)
             settled = is_settled(entries)
-            if settled and quiet >= quiet_needed:
+            enough = confirm if covered else quiet_needed
+            if settled and quiet >= enough:
                 return entries
             waited = time.monotonic() - started
-            # once nothing is in progress, only the rest of the quiet time is left to wait
-            pause = min(delay, POLL_MAX, max(quiet_needed - quiet, 0.2) if settled else POLL_MAX)
+            pause = min(delay, POLL_MAX, max(enough - quiet, 0.2) if settled else POLL_MAX)
             if waited + pause > self.config.collect_wait_seconds or pause >= self.deadline.remaining():
                 log.warning("collection_not_settled", waited_s=round(waited, 1),
-                            in_progress=sum(1 for e in entries if e.status not in ("succeed", "failed")))
+                            in_progress=sum(1 for e in entries if e.status not in ("succeed", "failed")),
+                            nodes_without_entries=sorted(nodes - {e.replication_ip for e in new}))
                 return None
             self.sleep(pause)
             delay *= 1.5

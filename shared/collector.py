@@ -170,7 +170,8 @@ class Collector:
                   region=self.config.region, query_time=query_time,
                   replication_ids=tuple(r for r, _ in collected if r),
                   replication_ips=tuple(ip for r, ip in collected if r),
-                  requested_at=requested_at, entries_before=tuple(before))
+                  requested_at=requested_at, entries_before=tuple(before),
+                  collected_at=self.now().astimezone(timezone.utc).isoformat(timespec="milliseconds"))
         try:
             outcome.job_key = self.queue.enqueue(job)
         except ObsError as err:

@@ -43,6 +43,7 @@ class Job:
     next_attempt_at: Optional[str] = None
     redriven_at: Optional[str] = None
     replication_ips: tuple[str, ...] = ()  # the IP of each collected replica, in the same order
+    collected_at: Optional[str] = None  # when the last collect call returned (the settle time counts from it)
     schema: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
@@ -75,13 +76,14 @@ class Job:
                 next_attempt_at=data.get("next_attempt_at"),
                 redriven_at=data.get("redriven_at"),
                 replication_ips=_strings(data, "replication_ips"),
+                collected_at=data.get("collected_at"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedJob(f"{where}: {exc}") from None
         if "/" in job.instance_id or not job.instance_id.strip():
             raise MalformedJob(f"{where}: instance_id {job.instance_id!r} is not an id")
         parse_time(job.requested_at, where)
-        for name in ("next_attempt_at", "redriven_at"):
+        for name in ("next_attempt_at", "redriven_at", "collected_at"):
             value = getattr(job, name)
             if value is not None:
                 if not isinstance(value, str):

@@ -295,3 +295,15 @@ def test_files_of_one_job_are_copied_concurrently_within_the_bound(cloud):
     overlapping = max(sum(1 for d in downloads if d.started <= t.started < d.finished) for t in downloads)
     assert overlapping >= 2, "copies overlap"
     assert emu.peak_in_flight <= 3
+
+
+def test_archiver_waits_until_every_collected_node_shows_its_new_copies(cloud):
+    emu = cloud.emulator
+    emu.collection_delay = 2.0  # entries stay hidden until done, as DCS may keep them
+    inst = emu.add_instance(name="cluster", tags=TAGS, cache_mode="cluster", shards=3, replicas=2)
+    cloud.run_collector(QUERY_TIME_AUTO="false")
+    (delivery,) = cloud.trigger(COLLECT_SETTLE_SECONDS="60").pump()
+    job = delivery.result["jobs"][0]
+    assert job["outcome"] == "done" and job["archived"] == 6
+    assert cloud.archive_keys() == sorted(expected_files(cloud, inst, [cloud.yesterday()]))
+    assert job["duration_s"] < 30, "covered nodes end the wait long before the settle time"
