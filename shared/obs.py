@@ -6,6 +6,7 @@ bad status into an exception once, so callers cannot forget to look.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,26 @@ from obs import (
 from shared.runtime import Credentials
 
 META_PREFIX = "x-amz-meta-"
+
+
+class _PartStream(io.RawIOBase):
+    """Reads a part's buffer in slices without copying the whole of it (io.BytesIO copies a bytearray)."""
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        super().__init__()
+        self._view, self._pos = memoryview(data), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        chunk, self._pos = bytes(self._view[self._pos:end]), end
+        return chunk
+
+    def close(self) -> None:  # the SDK closes the stream when sent; the buffer stays the caller's
+        self._view.release()
+        super().close()
 
 
 class ObsError(Exception):
@@ -178,9 +199,10 @@ class Obs:
         self._check("InitiateMultipartUpload", bucket, key, resp)
         return resp.body.uploadId
 
-    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
+        # a stream with its size is sent as it is read; given bytes, the SDK makes copies of the whole part
         resp = self._safe("UploadPart", bucket, key, self.client.uploadPart, bucket, key, number, upload_id,
-                          object=data, partSize=len(data))
+                          object=_PartStream(data), partSize=len(data))
         self._check("UploadPart", bucket, key, resp)
         return resp.body.etag
 

@@ -23,6 +23,8 @@ from shared.obs import Obs, ObsError
 
 READ_CHUNK = 1024 * 1024
 UPLOAD_THREADS = 2
+CHUNK_QUEUE = 4  # downloaded chunks waiting for the packer: 4 MiB at most
+PART_ATTEMPTS = 2
 
 
 class LinkRefused(Exception):
@@ -103,12 +105,17 @@ class _PartUploader:
             if item is None:
                 return
             number, data = item
-            if self.error is not None:
-                continue
-            try:
-                self.etags[number] = self.obs.upload_part(self.bucket, self.key, self.upload_id, number, data)
-            except BaseException as exc:  # noqa: BLE001 - handed to the downloading thread
-                self.error = exc
+            for attempt in range(1, PART_ATTEMPTS + 1):
+                if self.error is not None:
+                    break
+                try:
+                    self.etags[number] = self.obs.upload_part(self.bucket, self.key, self.upload_id, number, data)
+                    break
+                except ObsError as exc:  # a streamed part is not retried by the SDK: one more try here
+                    if attempt == PART_ATTEMPTS:
+                        self.error = exc
+                except BaseException as exc:  # noqa: BLE001 - handed to the copying thread
+                    self.error = exc
 
     def submit(self, number: int, data: bytes) -> None:
         if self.error is not None:
@@ -120,6 +127,72 @@ class _PartUploader:
             self._queue.put(None)
         for t in self._threads:
             t.join()
+
+
+class _Packer(threading.Thread):
+    """Compresses the downloaded chunks and cuts them into parts, on its own thread, so that hashing and
+    downloading (the caller's thread), compression (this one) and uploads (the uploader's) overlap."""
+
+    def __init__(self, obs: Obs, bucket: str, key: str, *, multipart: bool, compression: str, level: int,
+                 part_size: int, metadata: dict, content_type: str, storage_class: Optional[str],
+                 uploader_threads: int) -> None:
+        super().__init__(daemon=True)
+        self.obs, self.bucket, self.key = obs, bucket, key
+        self.multipart, self.part_size, self.uploader_threads = multipart, part_size, uploader_threads
+        self.metadata, self.content_type, self.storage_class = metadata, content_type, storage_class
+        self.compressor = _Compressor(compression, level)
+        self.chunks: queue.Queue = queue.Queue(maxsize=CHUNK_QUEUE)
+        self.buffer = bytearray()
+        self.bytes_out = 0
+        self.parts = 0
+        self.upload_id: Optional[str] = None
+        self.uploader: Optional[_PartUploader] = None
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        while True:
+            chunk = self.chunks.get()
+            if chunk is None:
+                return
+            if self.error is not None:
+                continue  # keep draining, so the caller never blocks on a full queue
+            try:
+                self.buffer += self.compressor.feed(chunk)
+                if self.multipart and len(self.buffer) >= self.part_size:
+                    self._cut()
+            except BaseException as exc:  # noqa: BLE001 - handed to the copying thread
+                self.error = exc
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.chunks.put(chunk)
+
+    def stop(self) -> None:
+        """Let the thread finish what is queued and end; raise its error, if any."""
+        self.chunks.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+    def _cut(self) -> None:
+        if self.uploader is None:
+            self.upload_id = self.obs.initiate_multipart(self.bucket, self.key, metadata=self.metadata,
+                                                         content_type=self.content_type,
+                                                         storage_class=self.storage_class)
+            self.uploader = _PartUploader(self.obs, self.bucket, self.key, self.upload_id, self.uploader_threads)
+        # a part may run past part_size by less than a chunk: parts need only be >= 5 MiB (but the last);
+        # the buffer itself is handed over, not copied
+        part, self.buffer = self.buffer, bytearray()
+        self.parts += 1
+        self.bytes_out += len(part)
+        self.uploader.submit(self.parts, part)
+
+    def finish(self) -> bytes:
+        """After stop(): the compressor's tail joined to what is left in the buffer."""
+        self.buffer += self.compressor.finish()
+        tail, self.buffer = bytes(self.buffer), bytearray()
+        return tail
 
 
 def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: str, *,
@@ -137,12 +210,12 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
         if resp.status_code != 200:
             raise CopyError(f"download answered {resp.status_code} {_error_code(resp)}".rstrip())
         expected = _content_length(resp)
-        sha, compressor = hashlib.sha256(), _Compressor(compression, level)
-        bytes_in = bytes_out = 0
-        buffer = bytearray()
-        uploader: Optional[_PartUploader] = None
-        upload_id: Optional[str] = None
-        part_number = 0
+        packer = _Packer(obs, bucket, key, multipart=expected is None or expected > single_put_max,
+                         compression=compression, level=level, part_size=part_size, metadata=metadata,
+                         content_type=content_type, storage_class=storage_class,
+                         uploader_threads=uploader_threads)
+        packer.start()
+        sha, bytes_in, stopped = hashlib.sha256(), 0, False
         try:
             while True:
                 try:
@@ -153,50 +226,41 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
                     break
                 bytes_in += len(chunk)
                 sha.update(chunk)
-                buffer += compressor.feed(chunk)
-                if len(buffer) >= part_size and (uploader or bytes_in > single_put_max
-                                                 or expected is None or expected > single_put_max):
-                    if uploader is None:
-                        upload_id = obs.initiate_multipart(bucket, key, metadata=metadata,
-                                                           content_type=content_type,
-                                                           storage_class=storage_class)
-                        uploader = _PartUploader(obs, bucket, key, upload_id, uploader_threads)
-                    while len(buffer) >= part_size:
-                        part_number += 1
-                        part = bytes(buffer[:part_size])
-                        del buffer[:part_size]
-                        bytes_out += len(part)
-                        uploader.submit(part_number, part)
+                packer.put(chunk)
+            stopped = True
+            packer.stop()
             if expected is not None and bytes_in != expected:
                 raise CopyError(f"download truncated: {bytes_in} of {expected} bytes")
-            buffer += compressor.finish()
+            tail = packer.finish()
             digest = sha.hexdigest()
             sealed = {**metadata, "original-size": str(bytes_in), "sha256": digest}
-            if uploader is None:
-                bytes_out = len(buffer)
-                obs.put_bytes(bucket, key, bytes(buffer), metadata=sealed, content_type=content_type,
+            if packer.uploader is None:
+                obs.put_bytes(bucket, key, tail, metadata=sealed, content_type=content_type,
                               storage_class=storage_class)
-                return CopyResult(key, bytes_in, bytes_out, digest, False)
-            if buffer:
-                part_number += 1
-                bytes_out += len(buffer)
-                uploader.submit(part_number, bytes(buffer))
-                buffer = bytearray()
+                return CopyResult(key, bytes_in, len(tail), digest, False)
+            uploader = packer.uploader
+            if tail:
+                packer.parts += 1
+                packer.bytes_out += len(tail)
+                uploader.submit(packer.parts, tail)
             uploader.close()
             if uploader.error is not None:
                 raise uploader.error
-            obs.complete_multipart(bucket, key, upload_id, [uploader.etags[n] for n in range(1, part_number + 1)])
-            upload_id = None
+            obs.complete_multipart(bucket, key, packer.upload_id,
+                                   [uploader.etags[n] for n in range(1, packer.parts + 1)])
+            packer.upload_id = None
             # the checksum is known only now: seal it onto the object (a server-side copy onto itself)
             obs.replace_metadata(bucket, key, sealed, content_type=content_type, storage_class=storage_class)
-            return CopyResult(key, bytes_in, bytes_out, digest, True)
-        except (CopyError, ObsError) as exc:
-            _abort(obs, bucket, key, upload_id, uploader)
+            return CopyResult(key, bytes_in, packer.bytes_out, digest, True)
+        except BaseException as exc:
+            if not stopped:
+                try:
+                    packer.stop()
+                except BaseException:  # noqa: BLE001 - the first error is the one reported
+                    pass
+            _abort(obs, bucket, key, packer.upload_id, packer.uploader)
             if isinstance(exc, ObsError):
                 raise CopyError(f"upload failed: {exc}") from exc
-            raise
-        except BaseException:
-            _abort(obs, bucket, key, upload_id, uploader)
             raise
 
 

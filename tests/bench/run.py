@@ -1,0 +1,47 @@
+"""`make bench`: every benchmark on one local cloud, one table on stdout (progress on stderr).
+
+BENCH_RUNS (default 3) runs per figure, medians reported; BENCH_QUICK=1 for small sizes and one run;
+BENCH_ONLY=copy,collector,repeat,coldstart to run a subset.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+from tests.bench.common import Row, progress, quick, runs, table
+from tests.localcloud.seaweed import SeaweedFS
+
+
+def main() -> None:
+    only = {s.strip() for s in os.environ.get("BENCH_ONLY", "copy,collector,repeat,coldstart").split(",")}
+    rows: list[Row] = []
+    started = time.monotonic()
+    if "coldstart" in only:
+        from tests.bench.coldstart import bench_coldstart
+
+        rows += bench_coldstart()
+    with SeaweedFS() as seaweed:
+        if "copy" in only:
+            from tests.bench.copy import bench_copy
+
+            rows += bench_copy(seaweed)
+        if "collector" in only:
+            from tests.bench.collector import bench_collector
+
+            rows += bench_collector(seaweed)
+        if "repeat" in only:
+            from tests.bench.repeat import bench_repeat
+
+            rows += bench_repeat(seaweed)
+    order = ["copy", "peak RSS", "collector", "repeat run", "cold start"]
+    rows.sort(key=lambda r: order.index(r.benchmark) if r.benchmark in order else len(order))
+    progress(f"done in {time.monotonic() - started:.0f} s")
+    print(f"Benchmarks {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"medians of {runs()} run(s){' (BENCH_QUICK)' if quick() else ''}")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
