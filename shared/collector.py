@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Optional
 
 from shared.config import Config
@@ -31,6 +31,7 @@ class InstanceOutcome:
     job_key: Optional[str] = None
     gone: bool = False
     not_reached: bool = False
+    up_to_date: bool = False
     error: Optional[dict] = None
 
 
@@ -119,8 +120,9 @@ class Collector:
                               "failures": failed_calls[:ID_LIST_CAP]},
             "jobs_enqueued": sum(1 for o in outcomes if o.job_key),
             "instances_gone": _capped([o.instance_id for o in outcomes if o.gone]),
-            "instances_failed": _capped([o.instance_id for o in outcomes
-                                         if not o.job_key and not o.gone and not o.not_reached]),
+            "up_to_date": len([o for o in outcomes if o.up_to_date]),
+            "instances_failed": _capped([o.instance_id for o in outcomes if not o.job_key and not o.gone
+                                         and not o.not_reached and not o.up_to_date]),
             "not_reached": _capped([o.instance_id for o in outcomes if o.not_reached]),
         }
 
@@ -131,10 +133,14 @@ class Collector:
             outcome.not_reached = True
             log.warning("instance_not_reached", reason="invocation deadline; the next run picks it up")
             return outcome
+        query_time, up_to_date = self._window(inst.instance_id)
+        if up_to_date:
+            outcome.up_to_date = True
+            log.info("instance_up_to_date", reason="yesterday is archived; nothing new until today ends")
+            return outcome
         try:
             if mode is None:
                 _, mode = self.dcs.show_instance(inst.instance_id)
-            query_time = self._query_time(inst.instance_id)
             requested_at = iso(self.now())
             before = [e.id for e in self.dcs.list_redislog(inst.instance_id)]
             if mode == "single":
@@ -182,11 +188,16 @@ class Collector:
                  query_time=query_time, failed_calls=len(outcome.failed_calls))
         return outcome
 
-    def _query_time(self, instance_id: str) -> int:
-        """QUERY_TIME, widened (QUERY_TIME_AUTO) to reach back to the first day not archived yet, so a first
-        deployment or a run after an outage archives every day DCS still keeps. One LIST per instance."""
+    def _window(self, instance_id: str) -> tuple[int, bool]:
+        """The collection window and whether the instance is up to date, from one LIST of its recent archive.
+
+        QUERY_TIME is widened (QUERY_TIME_AUTO) to reach back to the first day not archived yet, so a first
+        deployment or a run after an outage archives every day DCS still keeps. An instance whose yesterday is
+        archived already has nothing new to give until today ends (unless the open day is archived too): a
+        repeated run costs it no DCS call and no job.
+        """
         if not self.config.query_time_auto:
-            return self.config.query_time
+            return self.config.query_time, False
         prefix = instance_prefix(self.config.archive_prefix, instance_id)
         today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
         try:
@@ -194,5 +205,7 @@ class Collector:
                                                        start_after=recent_marker(prefix, today))]
         except ObsError as err:
             self.log.warning("archive_list_failed", instance_id=instance_id, error=err.as_dict())
-            return self.config.query_time
-        return query_time_for(archived_days(keys, prefix), today, self.config.query_time)
+            return self.config.query_time, False
+        days = archived_days(keys, prefix)
+        up_to_date = (today - timedelta(days=1)).isoformat() in days and not self.config.archive_open_day
+        return query_time_for(days, today, self.config.query_time), up_to_date

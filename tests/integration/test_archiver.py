@@ -103,12 +103,12 @@ def test_same_job_twice_and_the_next_day_cost_no_link_call_and_no_duplicate(clou
     assert len(emu.calls("CreateRedislogDownloadLink")) == len(new)
     assert len(emu.calls("Download")) == 0 or all(c.status == 200 for c in emu.calls("Download"))
 
-    # the whole pipeline again the same day: nothing left to copy
+    # the whole pipeline again the same day: every instance is up to date, nothing is collected or copied
     emu.reset_counters()
-    pipeline(cloud, trigger)
+    collected, deliveries = pipeline(cloud, trigger)
+    assert collected["up_to_date"] == 3 and deliveries == []
     assert cloud.archive_keys() == second
-    assert emu.calls("CreateRedislogDownloadLink") == []
-    assert len(cloud.queue_keys("done")) >= 3 * 3
+    assert [c.op for c in emu.requests] == ["ListInstances"]
 
 
 def test_a_day_collected_while_running_never_stands_as_final(cloud):

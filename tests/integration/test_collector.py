@@ -116,16 +116,32 @@ def test_window_shrinks_to_query_time_once_archived_and_widens_again_after_an_ou
         (call,) = emu.calls("CreateRedislog")
         return call.query["query_time"]
 
-    archive_day(cloud.yesterday())
+    two_days_ago = (emu.today() - timedelta(days=2)).isoformat()
+    archive_day(two_days_ago)
     assert window() == "1"
-    emu.clock.advance(days=3)  # three days without a run: the newest archived day is now 4 days back
-    assert window() == "3"
-    emu.clock.advance(days=5)
+    emu.clock.advance(days=3)  # three days without a run: the newest archived day is now 5 days back
     assert window() == "7"
+    emu.clock.advance(days=-1)
+    assert window() == "3"
     # a partial copy of a day does not count as archived
     partial = f"redis-run-logs/{inst.instance_id}/{cloud.yesterday()}/{node.group_name}/x.partial.gz"
     cloud.obs.put_bytes(cloud.archive_bucket, partial, b"x")
-    assert window() == "7"
+    assert window() == "3"
+
+
+def test_instance_whose_yesterday_is_archived_costs_no_dcs_call_and_no_job(cloud):
+    emu = cloud.emulator
+    inst = emu.add_instance(name="single", tags=TAGS, cache_mode="single")
+    node = inst.nodes[0]
+    day = cloud.yesterday()
+    key = f"redis-run-logs/{inst.instance_id}/{day}/{node.group_name}/redis_{node.replication_ip}_{day}.log.gz"
+    cloud.obs.put_bytes(cloud.archive_bucket, key, b"x")
+    summary = cloud.run_collector()
+    assert summary["up_to_date"] == 1 and summary["jobs_enqueued"] == 0
+    assert [c.op for c in emu.requests] == ["ListInstances"]
+    assert cloud.queue_keys("pending") == []
+    # the open day changes all day long: with ARCHIVE_OPEN_DAY the instance is collected anyway
+    assert cloud.run_collector(ARCHIVE_OPEN_DAY="true")["jobs_enqueued"] == 1
 
 
 def test_masters_only_when_replicas_is_master(cloud, mixed):
