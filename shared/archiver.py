@@ -104,6 +104,8 @@ class Archiver:
                            archived_keys=archived, archive_prefix=self.config.archive_prefix,
                            instance_id=job.instance_id, compression=self.config.archive_compression,
                            open_day=self.config.archive_open_day)
+        if plan.copies:
+            self._abort_stale_uploads(prefix, {c.key for c in plan.copies}, log)
         records, copied, failures, not_started = self._copy_all(job, plan, log)
         files = records + [_note_record(n, "already archived") for n in plan.archived] \
             + [_note_record(n, "failed") for n in plan.failed] \
@@ -134,6 +136,17 @@ class Archiver:
                        "duration_s": round(time.monotonic() - started, 3)})
         log.info("job_done", archived=len(copied), already_archived=len(plan.archived), moved_to=moved)
         return result
+
+    def _abort_stale_uploads(self, prefix: str, keys: set[str], log: JsonLogger) -> None:
+        """Abort uploads left open on the keys about to be written: an earlier attempt whose own abort failed
+        (the store was down), or an invocation that was killed. One listing per job with files to copy."""
+        try:
+            for key, upload_id in self.archive.open_uploads(self.config.archive_bucket, prefix):
+                if key in keys:
+                    self.archive.abort_multipart(self.config.archive_bucket, key, upload_id)
+                    log.info("open_upload_aborted", key=key, upload_id=upload_id)
+        except ObsError as err:  # the bucket's lifecycle rule for incomplete uploads is the backstop
+            log.warning("open_uploads_not_cleaned", error=err.as_dict())
 
     def _park(self, job: Job, error: str, result: dict, log: JsonLogger, files: list[dict]) -> dict:
         try:
@@ -228,9 +241,20 @@ class Archiver:
                              compression=cfg.archive_compression, level=cfg.gzip_level, part_size=cfg.part_size,
                              single_put_max=cfg.single_put_max, storage_class=cfg.archive_storage_class)
 
+        def clean_up() -> None:
+            # an earlier attempt (this invocation's, or a killed one's) may have left its upload open
+            try:
+                aborted = self.archive.abort_open_uploads(cfg.archive_bucket, item.key)
+            except ObsError as err:
+                log.warning("open_uploads_not_cleaned", key=item.key, error=err.as_dict())
+                return
+            if aborted:
+                log.info("open_uploads_aborted", key=item.key, count=aborted)
+
         def on_retry(attempt: int, error: str) -> None:
             log.warning("file_copy_retry", file=entry.file_name, attempt=attempt, error=error[:500])
             self.sleep(min(2.0 * attempt, 10.0))
+            clean_up()
 
         result = copy_with_retries(get_link, check, do_copy, cfg.copy_max_attempts, on_retry)
         log.info("file_archived", file=entry.file_name, key=result.key, copy=item.kind, bytes_in=result.bytes_in,

@@ -51,6 +51,7 @@ class Config:
     collect_concurrency: int = 8
     copy_concurrency: int = 4
     api_max_retries: int = 5
+    api_retry_wait_scale: float = 1.0
     collect_wait_seconds: int = 600
     collect_settle_seconds: int = 60
     job_max_attempts: int = 5
@@ -99,6 +100,15 @@ def _choice(choices: tuple, cast: Callable = str) -> Callable[[str], object]:
 def _int_range(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw)
+        if not low <= value <= high:
+            raise ValueError("")
+        return value
+    return parse
+
+
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
         if not low <= value <= high:
             raise ValueError("")
         return value
@@ -242,6 +252,8 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
         collect_concurrency=_parse(env, "COLLECT_CONCURRENCY", 8, _int_range(1, 64), "an integer 1-64"),
         copy_concurrency=_parse(env, "COPY_CONCURRENCY", 4, _int_range(1, 16), "an integer 1-16"),
         api_max_retries=_parse(env, "API_MAX_RETRIES", 5, _int_range(0, 10), "an integer 0-10"),
+        api_retry_wait_scale=_parse(env, "API_RETRY_WAIT_SCALE", 1.0, _float_range(0.001, 10.0),
+                                    "a number 0.001-10"),
         collect_wait_seconds=_parse(env, "COLLECT_WAIT_SECONDS", 600, _int_range(0, 86400),
                                     "an integer 0-86400"),
         collect_settle_seconds=_parse(env, "COLLECT_SETTLE_SECONDS", 60, _int_range(0, 3600),

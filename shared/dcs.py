@@ -121,8 +121,11 @@ class RetryPolicy(BackoffStrategy):
     """
 
     def __init__(self, base: float = 0.5, cap: float = 20.0, busy_base: float = 5.0,
-                 throttle_wait: tuple[float, float] = (2.0, 5.0), rng: Optional[random.Random] = None) -> None:
-        self.base, self.cap, self.busy_base, self.throttle_wait = base, cap, busy_base, throttle_wait
+                 throttle_wait: tuple[float, float] = (2.0, 5.0), rng: Optional[random.Random] = None,
+                 scale: float = 1.0) -> None:
+        """`scale` (API_RETRY_WAIT_SCALE) stretches or shrinks every wait but a server's own Retry-After."""
+        self.base, self.cap, self.busy_base = base * scale, cap * scale, busy_base * scale
+        self.throttle_wait = (throttle_wait[0] * scale, throttle_wait[1] * scale)
         self._rng = rng or random.Random()
         self._last: Optional[BaseException] = None
         self.attempts = 0

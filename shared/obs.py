@@ -217,6 +217,14 @@ class Obs:
                           upload_id)
         self._check("AbortMultipartUpload", bucket, key, resp, ok_missing=True)
 
+    def abort_open_uploads(self, bucket: str, key: str) -> int:
+        """Abort the multipart uploads left open on exactly this key (by an attempt whose own abort failed,
+        or a process that was killed); returns how many."""
+        stale = [upload_id for k, upload_id in self.open_uploads(bucket, key) if k == key]
+        for upload_id in stale:
+            self.abort_multipart(bucket, key, upload_id)
+        return len(stale)
+
     def open_uploads(self, bucket: str, prefix: str) -> list[tuple[str, str]]:
         """(key, upload id) of the multipart uploads still open under the prefix."""
         resp = self._safe("ListMultipartUploads", bucket, prefix, self.client.listMultipartUploads, bucket,

@@ -95,6 +95,7 @@ class _PartUploader:
         self.etags: dict[int, str] = {}
         self.error: Optional[BaseException] = None
         self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._closed = False
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
         for t in self._threads:
             t.start()
@@ -123,6 +124,10 @@ class _PartUploader:
         self._queue.put((number, data))
 
     def close(self) -> None:
+        """Wait for the queued parts and stop the threads; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         for _ in self._threads:
             self._queue.put(None)
         for t in self._threads:

@@ -45,7 +45,8 @@ def _common(config: Config, context: Any, log: JsonLogger, pool: int) -> tuple[C
     for secret in (creds.sk, creds.security_token):
         log.add_secret(secret)
     client = dcs_shell.build_client(config.dcs_endpoint, creds, config.project_id, pool_size=pool)
-    dcs = dcs_shell.Dcs(client, max_retries=config.api_max_retries)
+    dcs = dcs_shell.Dcs(client, max_retries=config.api_max_retries,
+                        policy_factory=lambda: dcs_shell.RetryPolicy(scale=config.api_retry_wait_scale))
     obs = obs_shell.Obs(obs_shell.build_client(config.obs_endpoint, creds, path_style=config.obs_path_style))
     return creds, dcs, obs
 
