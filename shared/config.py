@@ -97,22 +97,19 @@ def _choice(choices: tuple, cast: Callable = str) -> Callable[[str], object]:
     return parse
 
 
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError("")
-        return value
-    return parse
-
-
-def _float_range(low: float, high: float) -> Callable[[str], float]:
+def _in_range(low: float, high: float, cast: Callable[[str], float] = int) -> Callable[[str], float]:
     def parse(raw: str) -> float:
-        value = float(raw)
+        value = cast(raw)
         if not low <= value <= high:
             raise ValueError("")
         return value
     return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    return _in_range(low, high, int)
+
+
 
 
 def parse_bool(raw: str) -> bool:
@@ -252,7 +249,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
         collect_concurrency=_parse(env, "COLLECT_CONCURRENCY", 8, _int_range(1, 64), "an integer 1-64"),
         copy_concurrency=_parse(env, "COPY_CONCURRENCY", 4, _int_range(1, 16), "an integer 1-16"),
         api_max_retries=_parse(env, "API_MAX_RETRIES", 5, _int_range(0, 10), "an integer 0-10"),
-        api_retry_wait_scale=_parse(env, "API_RETRY_WAIT_SCALE", 1.0, _float_range(0.001, 10.0),
+        api_retry_wait_scale=_parse(env, "API_RETRY_WAIT_SCALE", 1.0, _in_range(0.001, 10.0, float),
                                     "a number 0.001-10"),
         collect_wait_seconds=_parse(env, "COLLECT_WAIT_SECONDS", 600, _int_range(0, 86400),
                                     "an integer 0-86400"),

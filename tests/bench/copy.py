@@ -10,6 +10,7 @@ in-memory pool is reused for sizes above it), (c) zlib at the same level over th
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from tests.bench.common import ROOT, MiB, Row, median, progress, quick, runs, ti
 from tests.localcloud.redislog_text import generate_day
 
 PART = 16 * MiB  # the archiver's default PART_SIZE_MB
+# the copy's own part size (BENCH_PART_MB, to measure another PART_SIZE_MB); the baselines keep PART
+COPY_PART = int(os.environ.get("BENCH_PART_MB", "16")) * MiB
 LEVEL = 6  # the archiver's default GZIP_LEVEL
 BLOCK = 64 * MiB
 READ_CHUNK = MiB
@@ -116,7 +119,7 @@ def gzip_parts(pool: list[bytes], size: int) -> list[bytes]:
 
 def run_child(seaweed, url: str, bucket: str, key: str, compression: str) -> dict:
     spec = {"ak": seaweed.access_key, "sk": seaweed.secret_key, "endpoint": seaweed.endpoint, "url": url,
-            "bucket": bucket, "key": key, "compression": compression, "level": LEVEL, "part_size": PART,
+            "bucket": bucket, "key": key, "compression": compression, "level": LEVEL, "part_size": COPY_PART,
             "single_put_max": PART}
     proc = subprocess.run([sys.executable, "-m", "tests.bench.copy_child", json.dumps(spec)], cwd=ROOT,
                           capture_output=True, text=True, timeout=1800)
