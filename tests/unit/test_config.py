@@ -69,7 +69,7 @@ def test_tuning_knobs_have_working_defaults():
     assert cfg.job_retry_delay_seconds == 1800
     assert cfg.pending_redrive_seconds == 7200
     assert cfg.copy_max_attempts == 3
-    assert cfg.part_size == 16 * 2**20
+    assert cfg.part_size == 8 * 2**20
     assert cfg.single_put_max == 16 * 2**20
     assert cfg.gzip_level == 6
     assert cfg.deadline_margin_seconds == 30
