@@ -267,21 +267,20 @@ class JobQueue:
         self.obs.delete(self.bucket, key)
         return target
 
-    def sweep(self, now: datetime, *, stale_after: int, max_attempts: int,
-              limit_instances: Optional[set[str]] = None) -> dict:
+    def sweep(self, now: datetime, *, stale_after: int, max_attempts: int) -> dict:
         """Re-drive due retries, rewrite stale pending jobs, dead-letter the hopeless. Returns counts and ids."""
         result: dict = {"redriven": [], "rewritten": [], "dead_lettered": [], "malformed": [], "waiting": 0,
                         "errors": []}
         for state in (RETRY, PENDING):
             for info in list(self.obs.list(self.bucket, f"{self.prefix}{state}/")):
                 try:
-                    self._sweep_one(info, state, now, stale_after, max_attempts, limit_instances, result)
+                    self._sweep_one(info, state, now, stale_after, max_attempts, result)
                 except ObsError as err:  # one object's trouble does not stop the sweep; the next one retries it
                     result["errors"].append(err.as_dict())
         return result
 
     def _sweep_one(self, info: ObjectInfo, state: str, now: datetime, stale_after: int, max_attempts: int,
-                   limit_instances: Optional[set[str]], result: dict) -> None:
+                   result: dict) -> None:
         raw = self.obs.get_bytes(self.bucket, info.key)
         if raw is None:
             return
@@ -289,8 +288,6 @@ class JobQueue:
             job = Job.parse(raw, where=f"{self.bucket}/{info.key}")
         except MalformedJob as exc:
             result["malformed"].append(self.dead_letter_raw(info.key, raw, str(exc)))
-            return
-        if limit_instances is not None and job.instance_id not in limit_instances:
             return
         if state == RETRY:
             decision = decide_retry(job, now, max_attempts)
