@@ -19,7 +19,7 @@ from shared.collector import Collector
 from shared.config import Config
 from shared.jobs import JobQueue
 from shared.logs import JsonLogger
-from shared.runtime import Credentials, Deadline, credentials_from
+from shared.runtime import Deadline, credentials_from
 
 _SESSION: Optional[requests.Session] = None
 _SESSION_LOCK = threading.Lock()
@@ -39,8 +39,9 @@ def download_session(pool_size: int) -> requests.Session:
         return _SESSION
 
 
-def _common(config: Config, context: Any, log: JsonLogger, pool: int) -> tuple[Credentials, dcs_shell.Dcs,
-                                                                                 obs_shell.Obs]:
+def _shells(config: Config, context: Any, log: JsonLogger,
+            pool: int) -> tuple[dcs_shell.Dcs, obs_shell.Obs, JobQueue, Deadline]:
+    """The clients, the job queue and the deadline both functions are built from."""
     creds = credentials_from(context)
     for secret in (creds.sk, creds.security_token):
         log.add_secret(secret)
@@ -48,21 +49,18 @@ def _common(config: Config, context: Any, log: JsonLogger, pool: int) -> tuple[C
     dcs = dcs_shell.Dcs(client, max_retries=config.api_max_retries,
                         policy_factory=lambda: dcs_shell.RetryPolicy(scale=config.api_retry_wait_scale))
     obs = obs_shell.Obs(obs_shell.build_client(config.obs_endpoint, creds, path_style=config.obs_path_style))
-    return creds, dcs, obs
+    queue = JobQueue(obs, config.queue_bucket, config.queue_prefix)
+    return dcs, obs, queue, Deadline.from_context(context, config.deadline_margin_seconds)
 
 
 def build_collector(config: Config, context: Any, log: JsonLogger,
                     now: Optional[Callable[[], datetime]] = None) -> Collector:
-    _, dcs, obs = _common(config, context, log, config.collect_concurrency)
-    deadline = Deadline.from_context(context, config.deadline_margin_seconds)
-    extra = {"now": now} if now else {}
-    return Collector(config, dcs, JobQueue(obs, config.queue_bucket, config.queue_prefix), log, deadline, **extra)
+    dcs, _, queue, deadline = _shells(config, context, log, config.collect_concurrency)
+    return Collector(config, dcs, queue, log, deadline, **({"now": now} if now else {}))
 
 
 def build_archiver(config: Config, context: Any, log: JsonLogger,
                    now: Optional[Callable[[], datetime]] = None) -> Archiver:
-    _, dcs, obs = _common(config, context, log, config.copy_concurrency)
-    deadline = Deadline.from_context(context, config.deadline_margin_seconds)
-    extra = {"now": now} if now else {}
-    return Archiver(config, dcs, obs, JobQueue(obs, config.queue_bucket, config.queue_prefix),
-                    download_session(config.copy_concurrency * 2), log, deadline, **extra)
+    dcs, obs, queue, deadline = _shells(config, context, log, config.copy_concurrency)
+    return Archiver(config, dcs, obs, queue, download_session(config.copy_concurrency * 2), log, deadline,
+                    **({"now": now} if now else {}))
