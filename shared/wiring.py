@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import requests
 
 from shared import dcs as dcs_shell
 from shared import obs as obs_shell
-from shared.archiver import Archiver
-from shared.collector import Collector
 from shared.config import Config
 from shared.jobs import JobQueue
 from shared.logs import JsonLogger
 from shared.runtime import Deadline, credentials_from
+
+if TYPE_CHECKING:  # each function imports only its own service (cold start)
+    from shared.archiver import Archiver
+    from shared.collector import Collector
 
 _SESSION: Optional[requests.Session] = None
 _SESSION_LOCK = threading.Lock()
@@ -55,12 +57,16 @@ def _shells(config: Config, context: Any, log: JsonLogger,
 
 def build_collector(config: Config, context: Any, log: JsonLogger,
                     now: Optional[Callable[[], datetime]] = None) -> Collector:
+    from shared.collector import Collector
+
     dcs, _, queue, deadline = _shells(config, context, log, config.collect_concurrency)
     return Collector(config, dcs, queue, log, deadline, **({"now": now} if now else {}))
 
 
 def build_archiver(config: Config, context: Any, log: JsonLogger,
                    now: Optional[Callable[[], datetime]] = None) -> Archiver:
+    from shared.archiver import Archiver
+
     dcs, obs, queue, deadline = _shells(config, context, log, config.copy_concurrency)
     return Archiver(config, dcs, obs, queue, download_session(config.copy_concurrency * 2), log, deadline,
                     **({"now": now} if now else {}))
