@@ -356,9 +356,10 @@ class DcsEmulator:
                      engine: str = "Redis", engine_version: str = "5.0", status: str = "RUNNING",
                      cache_mode: str = "ha", shards: int = 1, replicas: int = 2,
                      log_days: Optional[Iterable[date | str]] = None, log_size: int = 4096,
-                     missing_days: Iterable[date | str] = ()) -> Instance:
+                     missing_days: Iterable[date | str] = (), log_size_max: int = 0) -> Instance:
         """An instance with its nodes; each node has a log for each of `log_days` (default: the 8 days up to
-        today) except `missing_days`."""
+        today) except `missing_days`, of `log_size` bytes (with `log_size_max` above it: each node-day's size
+        drawn between the two, `Instance.log_size_for`)."""
         if cache_mode not in CACHE_MODES:
             raise ValueError(f"cache_mode must be one of {CACHE_MODES}")
         instance_id = instance_id or str(uuid.uuid4())
@@ -396,6 +397,7 @@ class DcsEmulator:
                 engine_version=engine_version, status=status, cache_mode=cache_mode,
                 spec_code=_spec_code(cache_mode, shards, replicas), capacity=2 * shards, nodes=nodes,
                 log_days=days, log_size=log_size, created_at=self.clock.now(), shards=shards, replicas=replicas,
+                log_size_max=log_size_max,
             )
             self._instances[instance_id] = instance
         return instance
@@ -424,7 +426,7 @@ class DcsEmulator:
             node = instance.node_by_ip(replication_ip)
             if day not in instance.log_days:
                 raise KeyError(f"node {replication_ip} of {instance_id} has no log for {day}")
-            size = instance.log_size
+            size = instance.log_size_for(replication_ip, day)
         log = generate_day(f"{instance_id}/{replication_ip}", day, size, node.log_role)
         if upto is None:
             return log.content
@@ -661,7 +663,8 @@ class DcsEmulator:
             size = 0
             partial = day == today
             if not failed:
-                log = generate_day(f"{instance.instance_id}/{node.replication_ip}", day, log_size, node.log_role)
+                size_of_day = instance.log_size_for(node.replication_ip, day) if instance.log_size_max else log_size
+                log = generate_day(f"{instance.instance_id}/{node.replication_ip}", day, size_of_day, node.log_role)
                 content = log.upto(ms_after_midnight(day, self.tz, collected_at)) if partial else log.content
                 key = f"{instance.instance_id}/{entry_id}/{file_name}"
                 put = self._obs.putContent(self.internal_bucket, key, content)

@@ -5,6 +5,7 @@ Plain data and small thread-safe helpers; the HTTP side lives in `tests/localclo
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import dataclass, field
@@ -116,6 +117,15 @@ class Instance:
     replicas: int
     deleted: bool = False
     entries: list[LogEntry] = field(default_factory=list)
+    log_size_max: int = 0  # above log_size: each node-day's size is drawn between the two (log_size_for)
+
+    def log_size_for(self, replication_ip: str, day: date) -> int:
+        """The size of one node's log of one day: `log_size`, or with `log_size_max` above it a seeded,
+        log-uniform draw between the two (many small files of different sizes, the same on every call)."""
+        if self.log_size <= 0 or self.log_size_max <= self.log_size:
+            return self.log_size
+        rng = random.Random(f"{self.instance_id}/{replication_ip}/{day.isoformat()}")
+        return int(math.exp(rng.uniform(math.log(self.log_size), math.log(self.log_size_max))))
 
     def node_by_ip(self, replication_ip: str) -> Node:
         for node in self.nodes:
