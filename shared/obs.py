@@ -2,18 +2,25 @@
 
 esdk-obs-python answers with a GetResult (status, errorCode, requestId) instead of raising; this module turns a
 bad status into an exception once, so callers cannot forget to look.
+
+The client is built with the server certificate verified (the SDK's default `ssl_verify=False` checks nothing)
+and with connections kept alive (its default `long_conn_mode=False` sends `Connection: close` on every request):
+see `obs/client.py` of esdk-obs-python 3.26.6, `_init_ssl_context` and `_parse_request_connection`.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import ssl
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterator, Optional
 
+import certifi
 from obs import (
     CompleteMultipartUploadRequest,
     CompletePart,
@@ -26,6 +33,11 @@ from obs import (
 from shared.runtime import Credentials
 
 META_PREFIX = "x-amz-meta-"
+UPLOADS_PAGE = 1000  # ListMultipartUploads answers at most 1000 uploads a page
+# A kept-alive connection idle for longer may have been closed by the server (its idle timeout is not
+# documented); the SDK would send the next request on it and, for a streamed body, not retry. Pooled
+# connections idle longer than this are closed before the next call instead.
+KEEPALIVE_IDLE_SECONDS = 20.0
 
 
 class _PartStream(io.RawIOBase):
@@ -73,20 +85,49 @@ _CLIENTS: dict[tuple, ObsClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def build_client(endpoint: str, creds: Credentials, *, path_style: bool = False) -> ObsClient:
-    """One ObsClient per container and credentials (its connection pool is reused by warm invocations)."""
-    key = (endpoint, creds.ak, creds.sk, creds.security_token, path_style)
+def build_client(endpoint: str, creds: Credentials, *, path_style: bool = False,
+                 ca_bundle: Optional[str] = None) -> ObsClient:
+    """One ObsClient per container and credentials, verifying the server's certificate and host name against
+    `ca_bundle` (default: certifi's bundle, shipped in the package) and keeping its connections alive."""
+    ca_bundle = ca_bundle or certifi.where()
+    key = (endpoint, creds.ak, creds.sk, creds.security_token, path_style, ca_bundle)
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
             client = ObsClient(access_key_id=creds.ak, secret_access_key=creds.sk,
                                security_token=creds.security_token, server=endpoint, path_style=path_style,
-                               max_retry_count=3, timeout=60)
+                               max_retry_count=3, timeout=60, ssl_verify=ca_bundle, long_conn_mode=True)
+            context = getattr(client, "context", None)
+            if isinstance(context, ssl.SSLContext):
+                # the SDK loads the bundle and requires a certificate but turns the host name check off
+                # (`_init_ssl_context`): a certificate of any host signed by a known CA would pass
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.check_hostname = True
             for old in _CLIENTS.values():
                 old.close()
             _CLIENTS.clear()
             _CLIENTS[key] = client
         return client
+
+
+def close_idle_connections(client: ObsClient) -> int:
+    """Close the connections the SDK keeps for reuse (`long_conn_mode`); returns how many."""
+    holder = getattr(client, "connHolder", None)
+    if not holder:
+        return 0
+    closed = 0
+    with holder["lock"]:
+        while not holder["connSet"].empty():
+            try:
+                conn = holder["connSet"].get_nowait()
+            except Exception:  # queue.Empty: another thread took the last one
+                break
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a dead socket may fail; it is dropped either way
+                pass
+            closed += 1
+    return closed
 
 
 def _parse_time(value: Any) -> Optional[datetime]:
@@ -110,6 +151,7 @@ class Obs:
 
     def __init__(self, client: ObsClient) -> None:
         self.client = client
+        self._last_call: Optional[float] = None  # none yet: connections kept from a former invocation are old
 
     def _check(self, op: str, bucket: str, key: Optional[str], resp: Any, ok_missing: bool = False) -> Any:
         status = getattr(resp, "status", None)
@@ -122,10 +164,16 @@ class Obs:
                        getattr(resp, "requestId", None))
 
     def _safe(self, op: str, bucket: str, key: Optional[str], call: Any, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if self._last_call is None or now - self._last_call > KEEPALIVE_IDLE_SECONDS:
+            close_idle_connections(self.client)
+        self._last_call = now
         try:
             return call(*args, **kwargs)
         except Exception as exc:  # the SDK raises on connection trouble after its own retries
             raise ObsError(op, bucket, key, None, type(exc).__name__, str(exc)[:300]) from exc
+        finally:
+            self._last_call = time.monotonic()
 
     # --- small objects -------------------------------------------------------------------------------
     def put_bytes(self, bucket: str, key: str, data: bytes, *, metadata: Optional[dict] = None,
@@ -134,6 +182,18 @@ class Obs:
         if storage_class:
             headers.storageClass = storage_class
         resp = self._safe("PutObject", bucket, key, self.client.putContent, bucket, key, data,
+                          metadata=metadata or None, headers=headers)
+        self._check("PutObject", bucket, key, resp)
+        return (getattr(resp.body, "etag", None) or "").strip('"')
+
+    def put_buffer(self, bucket: str, key: str, data: bytes | bytearray, *, metadata: Optional[dict] = None,
+                   content_type: str = "application/octet-stream", storage_class: Optional[str] = None) -> str:
+        """One PUT of a buffer streamed as it is read, without the SDK's copies of it; a stream is not
+        retried by the SDK, so the caller retries."""
+        headers = PutObjectHeader(contentType=content_type, contentLength=len(data))
+        if storage_class:
+            headers.storageClass = storage_class
+        resp = self._safe("PutObject", bucket, key, self.client.putContent, bucket, key, _PartStream(data),
                           metadata=metadata or None, headers=headers)
         self._check("PutObject", bucket, key, resp)
         return (getattr(resp.body, "etag", None) or "").strip('"')
@@ -181,14 +241,24 @@ class Obs:
             marker = resp.body.next_marker or contents[-1].key
 
     def replace_metadata(self, bucket: str, key: str, metadata: dict, *,
-                         content_type: str = "application/octet-stream", storage_class: Optional[str] = None) -> None:
-        """Rewrite an object's metadata in place (a server-side copy onto itself with directive REPLACE)."""
+                         content_type: str = "application/octet-stream", storage_class: Optional[str] = None) -> str:
+        """Rewrite an object's metadata in place (a server-side copy onto itself with directive REPLACE); the
+        new ETag. The archive path never calls it: OBS refuses to copy an Archive (COLD) object until it is
+        restored (error code page obs_errorcode_0010, InvalidObjectState)."""
         headers = CopyObjectHeader(directive="REPLACE", contentType=content_type)
         if storage_class:
             headers.storageClass = storage_class
         resp = self._safe("CopyObject", bucket, key, self.client.copyObject, bucket, key, bucket, key,
                           metadata=metadata, headers=headers)
         self._check("CopyObject", bucket, key, resp)
+        # a copy may answer 200 and still have failed: only an ETag in the answer's body proves it (api-obs
+        # obs_04_0082); esdk-obs-python judges by the status alone
+        etag = (getattr(resp.body, "etag", None) or "").strip('"') if resp.body is not None else ""
+        if not etag:
+            raise ObsError("CopyObject", bucket, key, resp.status, "CopyWithoutETag",
+                           "the copy answered without an ETag: it did not complete",
+                           getattr(resp, "requestId", None))
+        return etag
 
     # --- multipart -----------------------------------------------------------------------------------
     def initiate_multipart(self, bucket: str, key: str, *, metadata: Optional[dict] = None,
@@ -226,8 +296,25 @@ class Obs:
         return len(stale)
 
     def open_uploads(self, bucket: str, prefix: str) -> list[tuple[str, str]]:
-        """(key, upload id) of the multipart uploads still open under the prefix."""
-        resp = self._safe("ListMultipartUploads", bucket, prefix, self.client.listMultipartUploads, bucket,
-                          ListMultipartUploadsRequest(prefix=prefix, max_uploads=1000))
-        self._check("ListMultipartUploads", bucket, prefix, resp)
-        return [(u.key, u.uploadId) for u in (resp.body.upload or [])]
+        """(key, upload id) of the multipart uploads still open under the prefix, every page."""
+        found: list[tuple[str, str]] = []
+        key_marker: Optional[str] = None
+        upload_marker: Optional[str] = None
+        while True:
+            resp = self._safe("ListMultipartUploads", bucket, prefix, self.client.listMultipartUploads, bucket,
+                              ListMultipartUploadsRequest(prefix=prefix, max_uploads=UPLOADS_PAGE,
+                                                          key_marker=key_marker, upload_id_marker=upload_marker))
+            self._check("ListMultipartUploads", bucket, prefix, resp)
+            uploads = resp.body.upload or []
+            found.extend((u.key, u.uploadId) for u in uploads)
+            if not resp.body.isTruncated or not uploads:
+                return found
+            # the next page starts after these markers (api-obs ListMultipartUploads: key-marker and
+            # upload-id-marker); a server that omits them is followed from the last upload listed
+            next_key = resp.body.nextKeyMarker or uploads[-1].key
+            next_upload = resp.body.nextUploadIdMarker or uploads[-1].uploadId
+            if (next_key, next_upload) == (key_marker, upload_marker):
+                raise ObsError("ListMultipartUploads", bucket, prefix, resp.status, "MarkerNotAdvancing",
+                               f"the listing is truncated but its markers stay at {next_key!r}",
+                               getattr(resp, "requestId", None))
+            key_marker, upload_marker = next_key, next_upload

@@ -1,10 +1,14 @@
 """Stream one presigned link into OBS: never the whole file in memory or on disk, verified, all or nothing.
 
-The download (with SHA-256 and optional gzip on the way) runs in the calling thread; finished parts go through
-a small bounded queue to uploader threads, so download, compression and upload overlap while memory stays at a
-few parts. Below the single-PUT threshold the object is written with one PUT; above it, or when the size is not
-known, as a multipart upload that is completed only after the byte count is verified, and aborted on any error,
-so a half-written object never stands under the archive key.
+The download (with SHA-256) runs in the calling thread; a packer thread compresses (gzip, optional) and cuts
+parts, which go through a small bounded queue to uploader threads, so download, compression and upload overlap
+while memory stays at a few parts. An output that stays within the single-PUT threshold is written with one PUT,
+which carries the original size and the SHA-256 in the object's metadata; a larger one becomes a multipart
+upload, initiated with what is known then (the original size, from Content-Length) and completed only after
+the byte count is verified, and aborted on any error, so a half-written object never stands under the archive
+key. A multipart object's SHA-256 is known only after its last byte: it is returned in the CopyResult for the
+job's record and the ledger. It is never sealed on afterwards by copying the object onto itself: OBS refuses
+to copy an Archive (COLD) object (error code page obs_errorcode_0010, InvalidObjectState).
 """
 
 from __future__ import annotations
@@ -68,11 +72,16 @@ def header_safe(value: object) -> str:
 
 @dataclass(frozen=True)
 class CopyResult:
+    """What one copy wrote. `sha256` and `bytes_in` are of the original bytes. `sha256_in_metadata`: the object's
+    own metadata carries them (one PUT); otherwise (multipart) only its record here proves its content."""
+
     key: str
     bytes_in: int
     bytes_out: int
     sha256: str
     multipart: bool
+    sha256_in_metadata: bool = False
+    tap_error: Optional[str] = None  # the tap raised: it was not called again, the copy went on
 
 
 class _Compressor:
@@ -136,16 +145,24 @@ class _PartUploader:
 
 class _Packer(threading.Thread):
     """Compresses the downloaded chunks and cuts them into parts, on its own thread, so that hashing and
-    downloading (the caller's thread), compression (this one) and uploads (the uploader's) overlap."""
+    downloading (the caller's thread), compression (this one) and uploads (the uploader's) overlap.
 
-    def __init__(self, obs: Obs, bucket: str, key: str, *, multipart: bool, compression: str, level: int,
-                 part_size: int, metadata: dict, content_type: str, storage_class: Optional[str],
-                 uploader_threads: int) -> None:
+    The multipart upload starts only once the output is known to need one: at the first full part when the
+    original is already known to be larger than the single-PUT threshold (no compression, Content-Length),
+    else once the output itself passes the threshold. Until then the output is held, so a file whose
+    compressed output fits one PUT gets its checksum in its metadata."""
+
+    def __init__(self, obs: Obs, bucket: str, key: str, *, known_large: bool, compression: str, level: int,
+                 part_size: int, single_put_max: int, metadata: dict, content_type: str,
+                 storage_class: Optional[str], uploader_threads: int,
+                 tap: Optional[Callable[[bytes], None]]) -> None:
         super().__init__(daemon=True)
         self.obs, self.bucket, self.key = obs, bucket, key
-        self.multipart, self.part_size, self.uploader_threads = multipart, part_size, uploader_threads
+        self.known_large, self.part_size, self.single_put_max = known_large, part_size, single_put_max
+        self.uploader_threads = uploader_threads
         self.metadata, self.content_type, self.storage_class = metadata, content_type, storage_class
         self.compressor = _Compressor(compression, level)
+        self.tap, self.tap_error = tap, None
         self.chunks: queue.Queue = queue.Queue(maxsize=CHUNK_QUEUE)
         self.buffer = bytearray()
         self.bytes_out = 0
@@ -161,12 +178,22 @@ class _Packer(threading.Thread):
                 return
             if self.error is not None:
                 continue  # keep draining, so the caller never blocks on a full queue
+            self._feed_tap(chunk)
             try:
                 self.buffer += self.compressor.feed(chunk)
-                if self.multipart and len(self.buffer) >= self.part_size:
+                if len(self.buffer) >= self.part_size and (
+                        self.uploader is not None or self.known_large or len(self.buffer) > self.single_put_max):
                     self._cut()
             except BaseException as exc:  # noqa: BLE001 - handed to the copying thread
                 self.error = exc
+
+    def _feed_tap(self, chunk: bytes) -> None:
+        if self.tap is None or self.tap_error is not None:
+            return
+        try:
+            self.tap(chunk)
+        except Exception as exc:  # noqa: BLE001 - a failing observer must not cost the archive copy
+            self.tap_error = f"{type(exc).__name__}: {exc}"[:300]
 
     def put(self, chunk: bytes) -> None:
         if self.error is not None:
@@ -186,26 +213,31 @@ class _Packer(threading.Thread):
                                                          content_type=self.content_type,
                                                          storage_class=self.storage_class)
             self.uploader = _PartUploader(self.obs, self.bucket, self.key, self.upload_id, self.uploader_threads)
-        # a part may run past part_size by less than a chunk: parts need only be >= 5 MiB (but the last);
-        # the buffer itself is handed over, not copied
+        # a part may run past part_size (by less than a chunk, or up to the single-PUT threshold for the first):
+        # parts need only be >= 5 MiB (but the last); the buffer itself is handed over, not copied
         part, self.buffer = self.buffer, bytearray()
         self.parts += 1
         self.bytes_out += len(part)
         self.uploader.submit(self.parts, part)
 
-    def finish(self) -> bytes:
-        """After stop(): the compressor's tail joined to what is left in the buffer."""
+    def finish(self) -> bytearray:
+        """After stop(): the compressor's tail joined to what is left in the buffer (handed over, not copied)."""
         self.buffer += self.compressor.finish()
-        tail, self.buffer = bytes(self.buffer), bytearray()
+        tail, self.buffer = self.buffer, bytearray()
         return tail
 
 
 def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: str, *,
               metadata: dict, compression: str = "gzip", level: int = 6, part_size: int = 16 * 2**20,
               single_put_max: int = 16 * 2**20, storage_class: Optional[str] = None,
-              timeout: tuple[float, float] = (10, 120),
-              uploader_threads: int = UPLOAD_THREADS) -> CopyResult:
-    """Copy the file behind `url` to `bucket/key`; raise CopyError (after cleaning up) on any failure."""
+              timeout: tuple[float, float] = (10, 120), uploader_threads: int = UPLOAD_THREADS,
+              tap: Optional[Callable[[bytes], None]] = None) -> CopyResult:
+    """Copy the file behind `url` to `bucket/key`; raise CopyError (after cleaning up) on any failure.
+
+    `tap`, if given, is called with every downloaded chunk of the original bytes, in order, on the packer
+    thread (before compression). An attempt that fails has fed part of the file: give each attempt a fresh tap.
+    An exception from it is kept in CopyResult.tap_error and does not fail the copy.
+    """
     content_type = "application/gzip" if compression == "gzip" else "text/plain"
     try:
         resp = session.get(url, stream=True, timeout=timeout)
@@ -215,10 +247,14 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
         if resp.status_code != 200:
             raise CopyError(f"download answered {resp.status_code} {_error_code(resp)}".rstrip())
         expected = _content_length(resp)
-        packer = _Packer(obs, bucket, key, multipart=expected is None or expected > single_put_max,
-                         compression=compression, level=level, part_size=part_size, metadata=metadata,
-                         content_type=content_type, storage_class=storage_class,
-                         uploader_threads=uploader_threads)
+        # a multipart object's metadata is written at initiation: the original size is known then from
+        # Content-Length (and the upload is completed only if the byte count matches it)
+        initial = {**metadata, "original-size": str(expected)} if expected is not None else dict(metadata)
+        packer = _Packer(obs, bucket, key,
+                         known_large=compression == "none" and expected is not None and expected > single_put_max,
+                         compression=compression, level=level, part_size=part_size, single_put_max=single_put_max,
+                         metadata=initial, content_type=content_type, storage_class=storage_class,
+                         uploader_threads=uploader_threads, tap=tap)
         packer.start()
         sha, bytes_in, stopped = hashlib.sha256(), 0, False
         try:
@@ -238,11 +274,10 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
                 raise CopyError(f"download truncated: {bytes_in} of {expected} bytes")
             tail = packer.finish()
             digest = sha.hexdigest()
-            sealed = {**metadata, "original-size": str(bytes_in), "sha256": digest}
             if packer.uploader is None:
-                obs.put_bytes(bucket, key, tail, metadata=sealed, content_type=content_type,
-                              storage_class=storage_class)
-                return CopyResult(key, bytes_in, len(tail), digest, False)
+                sealed = {**metadata, "original-size": str(bytes_in), "sha256": digest}
+                _put_with_retry(obs, bucket, key, tail, sealed, content_type, storage_class)
+                return CopyResult(key, bytes_in, len(tail), digest, False, True, packer.tap_error)
             uploader = packer.uploader
             if tail:
                 packer.parts += 1
@@ -254,9 +289,7 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
             obs.complete_multipart(bucket, key, packer.upload_id,
                                    [uploader.etags[n] for n in range(1, packer.parts + 1)])
             packer.upload_id = None
-            # the checksum is known only now: seal it onto the object (a server-side copy onto itself)
-            obs.replace_metadata(bucket, key, sealed, content_type=content_type, storage_class=storage_class)
-            return CopyResult(key, bytes_in, packer.bytes_out, digest, True)
+            return CopyResult(key, bytes_in, packer.bytes_out, digest, True, False, packer.tap_error)
         except BaseException as exc:
             if not stopped:
                 try:
@@ -267,6 +300,19 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
             if isinstance(exc, ObsError):
                 raise CopyError(f"upload failed: {exc}") from exc
             raise
+
+
+def _put_with_retry(obs: Obs, bucket: str, key: str, data: bytearray, metadata: dict, content_type: str,
+                    storage_class: Optional[str]) -> None:
+    # a streamed PUT is not retried by the SDK: one more try here, as for a part
+    for attempt in range(1, PART_ATTEMPTS + 1):
+        try:
+            obs.put_buffer(bucket, key, data, metadata=metadata, content_type=content_type,
+                           storage_class=storage_class)
+            return
+        except ObsError:
+            if attempt == PART_ATTEMPTS:
+                raise
 
 
 def _abort(obs: Obs, bucket: str, key: str, upload_id: Optional[str], uploader: Optional[_PartUploader]) -> None:

@@ -1,12 +1,17 @@
-"""The pure parts of the copy: which download links are fetched, and what of them reaches logs and headers."""
+"""The copy: which download links are fetched, what of them reaches logs and headers, and (on fakes) which OBS
+calls a copy makes and what metadata it writes."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import random
 import string
+import threading
 
 import pytest
 
-from shared.transfer import LinkRefused, check_link, header_safe, redact_link
+from shared.transfer import CopyError, LinkRefused, check_link, copy_link, header_safe, redact_link
 
 SUFFIXES = (".myhuaweicloud.com",)
 
@@ -138,3 +143,201 @@ def test_header_values_are_bounded():
 def test_header_safe_takes_any_value():
     assert header_safe(12345) == "12345"
     assert header_safe(None) == "None"
+
+
+# --- the copy, on fakes: which OBS calls it makes and what metadata it writes -------------------------------
+
+MiB = 2**20
+
+
+class _Raw:
+    def __init__(self, data: bytes, chunk: int) -> None:
+        self.data, self.pos, self.chunk = data, 0, chunk
+
+    def read(self, size: int, decode_content: bool = False) -> bytes:
+        out = self.data[self.pos:self.pos + min(size, self.chunk)]
+        self.pos += len(out)
+        return out
+
+
+class _Response:
+    def __init__(self, data: bytes, length_header: bool, chunk: int) -> None:
+        self.status_code = 200
+        self.headers = {"Content-Length": str(len(data))} if length_header else {}
+        self.raw = _Raw(data, chunk)
+
+    def __enter__(self) -> _Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _Session:
+    def __init__(self, data: bytes, length_header: bool = True, chunk: int = MiB) -> None:
+        self.data, self.length_header, self.chunk = data, length_header, chunk
+
+    def get(self, url: str, **kwargs: object) -> _Response:
+        return _Response(self.data, self.length_header, self.chunk)
+
+
+class _Obs:
+    """Records the calls copy_link makes; has no copy call at all, so a self-copy would raise."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.parts: dict[int, bytes] = {}
+        self.lock = threading.Lock()
+
+    def put_buffer(self, bucket, key, data, *, metadata=None, content_type="", storage_class=None):
+        self.calls.append(("put", key, dict(metadata or {}), storage_class, bytes(data)))
+        return "etag"
+
+    def initiate_multipart(self, bucket, key, *, metadata=None, content_type="", storage_class=None):
+        self.calls.append(("initiate", key, dict(metadata or {}), storage_class))
+        return "upload-1"
+
+    def upload_part(self, bucket, key, upload_id, number, data):
+        with self.lock:
+            self.parts[number] = bytes(data)
+        return f"etag-{number}"
+
+    def complete_multipart(self, bucket, key, upload_id, etags):
+        self.calls.append(("complete", key, list(etags)))
+
+    def abort_multipart(self, bucket, key, upload_id):
+        self.calls.append(("abort", key, upload_id))
+
+    def ops(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+    def joined_parts(self) -> bytes:
+        return b"".join(self.parts[n] for n in sorted(self.parts))
+
+
+def _log_bytes(size: int) -> bytes:
+    line = b"1:M 21 Nov 2026 10:00:00.000 * Background saving started by pid 42\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+def _random_bytes(size: int) -> bytes:
+    return random.Random(7).randbytes(size)
+
+
+META = {"source-id": "RL-1", "compression": "none"}
+
+
+def test_a_file_within_the_single_put_threshold_is_one_put_carrying_size_and_sha256():
+    data = _log_bytes(3 * MiB + 5)
+    obs = _Obs()
+    result = copy_link(_Session(data), "https://x", obs, "b", "k.log", metadata=META, compression="none",
+                       part_size=5 * MiB, single_put_max=4 * MiB, storage_class="COLD")
+    assert obs.ops() == ["put"]
+    _, _, metadata, storage_class, body = obs.calls[0]
+    assert body == data and storage_class == "COLD"
+    assert metadata == {**META, "original-size": str(len(data)), "sha256": hashlib.sha256(data).hexdigest()}
+    assert result.sha256_in_metadata and not result.multipart
+    assert (result.bytes_in, result.bytes_out, result.sha256) == (len(data), len(data),
+                                                                  hashlib.sha256(data).hexdigest())
+
+
+def test_a_large_file_is_multipart_with_the_original_size_at_initiation_and_its_sha256_in_the_result():
+    data = _random_bytes(12 * MiB + 3)
+    obs = _Obs()
+    result = copy_link(_Session(data), "https://x", obs, "b", "k.log", metadata=META, compression="none",
+                       part_size=5 * MiB, single_put_max=4 * MiB, storage_class="COLD")
+    assert obs.ops() == ["initiate", "complete"], "no copy of the object onto itself, no second write"
+    _, _, metadata, storage_class = obs.calls[0]
+    assert metadata == {**META, "original-size": str(len(data))} and storage_class == "COLD"
+    assert obs.joined_parts() == data
+    assert all(len(obs.parts[n]) >= 5 * MiB for n in sorted(obs.parts)[:-1])
+    assert result.multipart and not result.sha256_in_metadata
+    assert result.sha256 == hashlib.sha256(data).hexdigest() and result.bytes_in == len(data)
+
+
+def test_compressed_output_within_the_threshold_is_one_put_even_when_the_original_is_larger():
+    data = _log_bytes(40 * MiB)
+    obs = _Obs()
+    result = copy_link(_Session(data), "https://x", obs, "b", "k.log.gz", metadata=META, compression="gzip",
+                       part_size=5 * MiB, single_put_max=16 * MiB)
+    assert obs.ops() == ["put"]
+    assert gzip.decompress(obs.calls[0][4]) == data
+    assert obs.calls[0][2]["sha256"] == hashlib.sha256(data).hexdigest() and result.sha256_in_metadata
+
+
+def test_compressed_output_past_the_threshold_turns_multipart_with_parts_of_at_least_the_part_size():
+    data = _random_bytes(14 * MiB)  # incompressible: the output passes the threshold
+    obs = _Obs()
+    result = copy_link(_Session(data), "https://x", obs, "b", "k.log.gz", metadata=META, compression="gzip",
+                       part_size=5 * MiB, single_put_max=6 * MiB)
+    assert obs.ops() == ["initiate", "complete"]
+    assert gzip.decompress(obs.joined_parts()) == data
+    assert all(len(obs.parts[n]) >= 5 * MiB for n in sorted(obs.parts)[:-1])
+    assert result.multipart and result.bytes_out == len(obs.joined_parts())
+
+
+def test_a_small_file_of_unknown_length_is_one_put_with_its_checksum():
+    data = _log_bytes(2 * MiB)
+    obs = _Obs()
+    result = copy_link(_Session(data, length_header=False), "https://x", obs, "b", "k.log", metadata=META,
+                       compression="none", part_size=5 * MiB, single_put_max=4 * MiB)
+    assert obs.ops() == ["put"] and obs.calls[0][2]["original-size"] == str(len(data))
+    assert result.sha256_in_metadata
+
+
+def test_a_large_file_of_unknown_length_has_no_size_at_initiation():
+    data = _random_bytes(9 * MiB)
+    obs = _Obs()
+    copy_link(_Session(data, length_header=False), "https://x", obs, "b", "k.log", metadata=META,
+              compression="none", part_size=5 * MiB, single_put_max=4 * MiB)
+    assert obs.ops() == ["initiate", "complete"] and obs.calls[0][2] == META
+    assert obs.joined_parts() == data
+
+
+def test_the_tap_sees_every_original_chunk_in_order_off_the_download_thread():
+    data = _log_bytes(7 * MiB + 11)
+    seen, threads = [], set()
+
+    def tap(chunk: bytes) -> None:
+        seen.append(bytes(chunk))
+        threads.add(threading.get_ident())
+
+    for compression in ("gzip", "none"):
+        seen.clear()
+        threads.clear()
+        result = copy_link(_Session(data, chunk=300_000), "https://x", _Obs(), "b", "k", metadata=META,
+                           compression=compression, part_size=5 * MiB, single_put_max=4 * MiB, tap=tap)
+        assert b"".join(seen) == data and result.tap_error is None
+        assert threads and threading.get_ident() not in threads
+
+
+def test_a_failing_tap_is_reported_and_does_not_fail_the_copy():
+    data = _log_bytes(3 * MiB)
+    calls = []
+
+    def tap(chunk: bytes) -> None:
+        calls.append(len(chunk))
+        raise ValueError("digest broke")
+
+    obs = _Obs()
+    result = copy_link(_Session(data), "https://x", obs, "b", "k", metadata=META, compression="none",
+                       part_size=5 * MiB, single_put_max=4 * MiB, tap=tap)
+    assert obs.ops() == ["put"] and obs.calls[0][4] == data
+    assert result.tap_error == "ValueError: digest broke" and len(calls) == 1, "not called again"
+
+
+def test_a_truncated_download_aborts_the_multipart_upload_and_writes_nothing():
+    data = _random_bytes(12 * MiB)
+    session = _Session(data)
+    session.get = lambda url, **kw: _truncated(data)  # type: ignore[method-assign]
+    obs = _Obs()
+    with pytest.raises(CopyError, match="truncated"):
+        copy_link(session, "https://x", obs, "b", "k", metadata=META, compression="none",
+                  part_size=5 * MiB, single_put_max=4 * MiB)
+    assert obs.ops() == ["initiate", "abort"]
+
+
+def _truncated(data: bytes) -> _Response:
+    resp = _Response(data, True, MiB)
+    resp.raw = _Raw(data[:len(data) - MiB], MiB)
+    return resp
