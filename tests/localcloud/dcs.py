@@ -35,6 +35,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -266,7 +267,7 @@ class DcsEmulator:
     `clock` is frozen at `now` (default: the real time at construction) until a test sets or advances it, so the
     days and the partial copies a scenario produces are exact. `collection_delay` counts real (monotonic) seconds.
     Knobs a test may change at any time: `signing_skew_seconds`, `in_progress_visible`, `redislog_offset_base`,
-    `proxy_downloads`, `collection_delay`, `link_expiry`.
+    `proxy_downloads`, `collection_delay`, `link_expiry`, `reuse_final_logs`.
     """
 
     def __init__(self, store: Any, *, project_id: str = DEFAULT_PROJECT_ID, ak: Optional[str] = None,
@@ -290,6 +291,9 @@ class DcsEmulator:
         self.in_progress_visible = False  # list unfinished collections with status "collecting" instead of hiding
         self.redislog_offset_base = 1
         self.proxy_downloads = False  # route every link through the emulator, not only when a Download fault is armed
+        # a finished day's log is written into the store once (store_final_logs, or its first collection) and
+        # every collection lists that object: collections of large scenarios cost the emulator next to nothing
+        self.reuse_final_logs = False
 
         self.requests: list[Served] = []
         self.peak_in_flight = 0
@@ -299,6 +303,7 @@ class DcsEmulator:
         self._instances: dict[str, Instance] = {}
         self._ip_seq = 0
         self._downloads: dict[str, tuple[str, str, str]] = {}  # token -> (presigned url, instance id, log id)
+        self._final_logs: dict[str, int] = {}  # store key -> size, with reuse_final_logs
         self._connections: set[socket.socket] = set()
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
@@ -401,6 +406,20 @@ class DcsEmulator:
             )
             self._instances[instance_id] = instance
         return instance
+
+    def store_final_logs(self, instance_ids: Optional[Iterable[str]] = None, threads: int = 4) -> int:
+        """Write the finished days' logs of these instances' nodes (default: all) into the store now, for
+        `reuse_final_logs` (a benchmark's set-up, so its measured collections only list them); returns how many."""
+        wanted = None if instance_ids is None else set(instance_ids)
+        today = self.today()
+        with self._lock:
+            targets = [(inst, node, day) for inst in self._instances.values()
+                       if wanted is None or inst.instance_id in wanted
+                       for node in inst.nodes for day in sorted(inst.log_days)
+                       if today - timedelta(days=RETENTION_DAYS) <= day < today]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(lambda target: self._final_log(*target), targets))
+        return len(targets)
 
     def instance(self, instance_id: str) -> Instance:
         with self._lock:
@@ -662,7 +681,9 @@ class DcsEmulator:
             key = None
             size = 0
             partial = day == today
-            if not failed:
+            if not failed and not partial and self.reuse_final_logs:
+                key, size = self._final_log(instance, node, day)
+            elif not failed:
                 size_of_day = instance.log_size_for(node.replication_ip, day) if instance.log_size_max else log_size
                 log = generate_day(f"{instance.instance_id}/{node.replication_ip}", day, size_of_day, node.log_role)
                 content = log.upto(ms_after_midnight(day, self.tz, collected_at)) if partial else log.content
@@ -678,6 +699,22 @@ class DcsEmulator:
             ))
         with self._lock:
             instance.entries.extend(new_entries)
+
+    def _final_log(self, instance: Instance, node: Node, day: date) -> tuple[str, int]:
+        """(store key, size) of a finished day's log, written on first use (reuse_final_logs)."""
+        key = f"{instance.instance_id}/final/{node.replication_ip}/{day.isoformat()}.log"
+        with self._lock:
+            size = self._final_logs.get(key)
+        if size is None:
+            content = generate_day(f"{instance.instance_id}/{node.replication_ip}", day,
+                                   instance.log_size_for(node.replication_ip, day), node.log_role).content
+            put = self._obs.putContent(self.internal_bucket, key, content)
+            if put.status >= 300:
+                raise ApiError(500, "DCS.5000", f"Internal service error (store answered {put.status}).")
+            size = len(content)
+            with self._lock:
+                self._final_logs[key] = size
+        return key, size
 
     def _listed_entries(self, instance: Instance) -> list[tuple[LogEntry, str]]:
         """(entry, status shown) for what ListRedislog shows now, oldest collection first."""

@@ -5,9 +5,10 @@ interpreter; no `__main__` guard needed in the caller), which builds a `DcsEmula
 names, adds the spec's instances, arms its latencies and knobs, and serves on a free loopback port. The parent
 gets a proxy with what tests and benchmarks use of an emulator: `endpoint`, `project_id`, `clock` (a mirror of
 the child's frozen scenario clock; `set`/`advance` go to the child), `today()`, `add_instance()`,
-`faults.latency()/add()/clear()`, `set_knob()`, `reset_counters()`, `requests`, `op_counts()`,
-`peak_in_flight`. Every call is one round trip over a pair of pipes (multiprocessing's framed pickles). The
-child stops when asked (`stop()`) or when its end of the pipe reports the parent gone (exited or killed).
+`faults.latency()/add()/clear()`, `set_knob()`, `store_final_logs()`, `reset_counters()`, `requests`,
+`op_counts()`, `peak_in_flight`. Every call is one round trip over a pair of pipes (multiprocessing's framed
+pickles). The child stops when asked (`stop()`) or when its end of the pipe reports the parent gone (exited or
+killed).
 
 From a shell, `python -m tests.localcloud.emulator_process SPEC` (a JSON file, or the JSON text itself) prints
 one JSON line (`endpoint`, `project_id`, `internal_bucket`) and serves until its stdin closes or it is
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 KNOBS = ("signing_skew_seconds", "in_progress_visible", "redislog_offset_base", "proxy_downloads",
-         "collection_delay", "link_expiry")
+         "collection_delay", "link_expiry", "reuse_final_logs")
 START_TIMEOUT = 60.0
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,6 +138,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "fault": _fault,
     "clear_faults": lambda emu: emu.faults.clear(),
     "set_knob": _set_knob,
+    "store_final_logs": lambda emu, instance_ids: emu.store_final_logs(instance_ids),
     "reset_counters": lambda emu: emu.reset_counters(),
     "requests": lambda emu: list(emu.requests),
     "op_counts": lambda emu: dict(Counter(s.op for s in emu.requests)),
@@ -324,6 +326,10 @@ class EmulatorProcess:
 
     def set_knob(self, name: str, value: Any) -> None:
         self._call("set_knob", name, value)
+
+    def store_final_logs(self, instance_ids: Optional[list[str]] = None) -> int:
+        """As DcsEmulator.store_final_logs (with the `reuse_final_logs` knob set)."""
+        return self._call("store_final_logs", instance_ids)
 
     def reset_counters(self) -> None:
         self._call("reset_counters")
