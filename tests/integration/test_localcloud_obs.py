@@ -3,6 +3,9 @@
 Also records what differs, so nobody trips on it twice: a path-style client signs V2 (`x-amz-*` headers, not
 `x-obs-*`); user metadata comes back among the response headers with its prefix stripped and its name in
 lower case; metadata values travel percent-encoded; OBS storage classes are mapped to their S3 names.
+SeaweedFS lists open multipart uploads out of key order, so its ListMultipartUploads pages cannot be followed
+by their markers: paging is tested against the recording server (tests/integration/test_obs_protocol.py).
+SeaweedFS copies a COLD object like any other; the proxy in tests/localcloud/obs_proxy.py refuses it as OBS does.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ import requests
 from obs import (
     CompleteMultipartUploadRequest,
     CompletePart,
+    CopyObjectHeader,
     ListMultipartUploadsRequest,
+    ObsClient,
     PutObjectHeader,
 )
 
+from shared.obs import Obs, ObsError
+from tests.localcloud.obs_proxy import ColdRefusingProxy
 from tests.localcloud.seaweed import GRPC_OFFSET, SeaweedFS, port_free
 
 MIB = 1024 * 1024
@@ -313,3 +320,60 @@ def test_stopped_seaweedfs_leaves_no_files_in_tmp(stopped_store):
 
     assert sockets == []
     assert glogs == []
+
+
+# --- the store refuses what OBS refuses for Archive objects (tests/localcloud/obs_proxy.py) ----------------
+
+
+@pytest.fixture
+def cold_proxy(seaweed):
+    with ColdRefusingProxy(seaweed) as proxy:
+        yield proxy
+
+
+def _proxied(seaweed, proxy):
+    return ObsClient(access_key_id=seaweed.access_key, secret_access_key=seaweed.secret_key,
+                     server=proxy.endpoint, path_style=True, max_retry_count=0, timeout=30)
+
+
+@pytest.mark.parametrize("storage_class", ["COLD", "DEEP_ARCHIVE"])
+def test_a_copy_of_an_archive_class_object_is_refused_with_invalid_object_state(seaweed, bucket, cold_proxy,
+                                                                              storage_class):
+    client = _proxied(seaweed, cold_proxy)
+    try:
+        _ok(client.putContent(bucket, "cold/obj.log", b"payload",
+                              headers=PutObjectHeader(storageClass=storage_class)))
+        resp = client.copyObject(bucket, "cold/obj.log", bucket, "cold/obj.log", metadata={"sha256": "x"},
+                                 headers=CopyObjectHeader(directive="REPLACE"))
+        with pytest.raises(ObsError) as info:
+            Obs(client).replace_metadata(bucket, "cold/obj.log", {"sha256": "x"})
+    finally:
+        client.close()
+    assert (resp.status, resp.errorCode) == (403, "InvalidObjectState")
+    assert info.value.code == "InvalidObjectState" and info.value.status == 403
+    assert len(cold_proxy.refused) == 2
+    # the object itself is untouched: still there, without the metadata the copy would have written
+    head = dict(seaweed_head(seaweed, bucket, "cold/obj.log"))
+    assert "sha256" not in head
+
+
+def test_a_copy_of_a_standard_object_passes_the_proxy_and_answers_an_etag(seaweed, bucket, cold_proxy):
+    client = _proxied(seaweed, cold_proxy)
+    try:
+        _ok(client.putContent(bucket, "std/obj.log", b"payload"))
+        etag = Obs(client).replace_metadata(bucket, "std/obj.log", {"sha256": "ab"})
+    finally:
+        client.close()
+    assert etag
+    assert dict(seaweed_head(seaweed, bucket, "std/obj.log"))["sha256"] == "ab"
+    assert [r.method for r in cold_proxy.copies()] == ["PUT"] and cold_proxy.refused == []
+
+
+def seaweed_head(seaweed, bucket: str, key: str) -> list:
+    client = seaweed.client()
+    try:
+        head = client.getObjectMetadata(bucket, key)
+    finally:
+        client.close()
+    _ok(head)
+    return head.header
