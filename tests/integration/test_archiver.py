@@ -313,3 +313,42 @@ def test_archiver_waits_until_every_collected_node_shows_its_new_copies(cloud):
     assert job["outcome"] == "done" and job["archived"] == 6
     assert cloud.archive_keys() == sorted(expected_files(cloud, inst, [cloud.yesterday()]))
     assert job["duration_s"] < 30, "covered nodes end the wait long before the settle time"
+
+
+def test_cold_storage_class_archives_multipart_and_single_put_files_without_copying_any_object(cloud, seaweed):
+    """OBS refuses to copy an Archive (COLD) object (obs_errorcode_0010); the store proxy refuses it the same
+    way, so an archive write that seals its checksum by a copy onto itself would fail here."""
+    from tests.localcloud.obs_proxy import ColdRefusingProxy
+
+    emu = cloud.emulator
+    big = emu.add_instance(name="big", tags=TAGS, cache_mode="ha", replicas=2, log_size=11 * 2**20)
+    small = emu.add_instance(name="small", tags=TAGS, cache_mode="single")
+    with ColdRefusingProxy(seaweed) as proxy:
+        _, deliveries = pipeline(cloud, OBS_ENDPOINT=proxy.endpoint, ARCHIVE_STORAGE_CLASS="COLD",
+                                 ARCHIVE_COMPRESSION="none", SINGLE_PUT_MAX_MB="1", PART_SIZE_MB="5",
+                                 QUERY_TIME_AUTO="false")
+    assert sorted(d.result["jobs"][0]["outcome"] for d in deliveries) == ["done", "done"]
+    assert proxy.copies() == [] and proxy.refused == []
+    records = {}
+    for done in cloud.queue_keys("done"):
+        for f in json.loads(cloud.obs.get_bytes(cloud.queue_bucket, done))["files"]:
+            if f["state"] == "archived":
+                records[f["key"]] = f
+    day = cloud.yesterday()
+    for inst, multipart in ((big, True), (small, False)):
+        for node in inst.nodes:
+            name = f"redis_{node.replication_ip}_{day}.log"
+            key = f"{ARCHIVE}{inst.instance_id}/{day}/{node.group_name}/{name}"
+            got = cloud.read_archived(key)
+            original = emu.log_bytes(inst.instance_id, node.replication_ip, day)
+            digest = hashlib.sha256(original).hexdigest()
+            assert got.data == original, key
+            assert got.metadata["storage-class"] == "GLACIER", "COLD, under its S3 name (path style signs V2)"
+            assert got.metadata["original-size"] == str(len(original))
+            assert records[key]["sha256"] == digest and records[key]["bytes_in"] == len(original)
+            # one PUT carries the checksum itself; a multipart object's is in the job's record only
+            assert got.metadata.get("sha256") == (None if multipart else digest)
+    initiated = [r for r in proxy.requests if r.method == "POST" and r.query == "uploads"]
+    assert len(initiated) == len(big.nodes)
+    assert all(r.headers.get("x-amz-storage-class") == "GLACIER" for r in initiated)
+    assert cloud.open_uploads() == []
