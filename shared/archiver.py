@@ -9,15 +9,18 @@ from typing import Callable, Optional
 
 import requests
 
+from shared.accounting import Bookkeeper
+from shared.collection import CollectionWatcher, first_error, pending_summary
 from shared.config import Config
-from shared.dcs import Dcs, DcsError, InstanceGone, LogEntry
+from shared.dcs import Dcs, DcsError, InstanceGone
 from shared.events import ArchiverRequest, ObjectRef
 from shared.jobs import Job, JobQueue, MalformedJob, instance_of_pending, iso, parse_time
 from shared.keys import instance_prefix
+from shared.ledger import LedgerStore, archived_keys
 from shared.logs import JsonLogger
 from shared.obs import Obs, ObsError
 from shared.runtime import Deadline
-from shared.selection import FINAL, Copy, Note, Plan, is_settled, log_day, plan_copies, recent_marker
+from shared.selection import FINAL, Copy, Note, Plan, log_day, plan_copies, recent_marker
 from shared.transfer import (
     CopyError,
     CopyResult,
@@ -28,8 +31,6 @@ from shared.transfer import (
     header_safe,
 )
 
-POLL_FIRST, POLL_MAX = 2.0, 30.0
-
 
 class Archiver:
     def __init__(self, config: Config, dcs: Dcs, archive: Obs, queue: JobQueue, session: requests.Session,
@@ -39,6 +40,11 @@ class Archiver:
         self.config, self.dcs, self.archive, self.queue = config, dcs, archive, queue
         self.session, self.log, self.deadline, self.now, self.sleep = session, log, deadline, now, sleep
         self.settle_seconds = config.collect_settle_seconds if settle_seconds is None else settle_seconds
+        self.watcher = CollectionWatcher(dcs, log, deadline, settle_seconds=self.settle_seconds,
+                                         wait_seconds=config.collect_wait_seconds,
+                                         poll_seconds=config.collect_poll_seconds, now=now, sleep=sleep)
+        self.bookkeeper = Bookkeeper(LedgerStore(queue.obs, queue.bucket, queue.prefix), archive,
+                                     config.archive_bucket, config.log_timezone, now)
 
     # --- entry points ------------------------------------------------------------------------------
     def handle(self, request: ArchiverRequest) -> dict:
@@ -80,51 +86,63 @@ class Archiver:
     def process_job(self, job: Job) -> dict:
         log = self.log.bind(instance_id=job.instance_id, job_id=job.job_id)
         started = time.monotonic()
-        result: dict = {"instance_id": job.instance_id, "job_id": job.job_id, "attempt": job.attempts + 1}
+        result: dict = {"instance_id": job.instance_id, "job_id": job.job_id, "attempt": job.attempts + 1,
+                        "continuation": job.continuations}
         try:
-            entries = self._wait_for_collection(job, log)
+            job, watch = self.watcher.watch(job)
         except InstanceGone as err:
             moved = self.queue.fail(job, f"instance deleted before its logs were archived ({err.code})")
             log.warning("job_failed", reason="instance deleted", moved_to=moved)
             return {**result, "outcome": "failed", "reason": "instance deleted", "moved_to": moved}
         except DcsError as err:
             return self._park(job, f"ListRedislog: {err}", result, log, [])
-        if entries is None:
-            return self._park(job, f"collection not settled within {self.config.collect_wait_seconds}s or the "
-                                   "invocation's time", result, log, [])
         prefix = instance_prefix(self.config.archive_prefix, job.instance_id)
         today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
+        collection_day = log_day(parse_time(job.requested_at), self.config.log_timezone)
         try:
             archived = {o.key for o in self.archive.list(self.config.archive_bucket, prefix,
                                                          start_after=recent_marker(prefix, today))}
         except ObsError as err:
             return self._park(job, f"listing the archive failed: {err}", result, log, [])
-        plan = plan_copies(entries, entries_before=job.entries_before,
-                           collection_day=log_day(parse_time(job.requested_at), self.config.log_timezone),
-                           archived_keys=archived, archive_prefix=self.config.archive_prefix,
-                           instance_id=job.instance_id, compression=self.config.archive_compression,
-                           open_day=self.config.archive_open_day)
+        book = self.bookkeeper.open(job, watch, collection_day, log)
+        plan = plan_copies(watch.entries, entries_before=job.entries_before, collection_day=collection_day,
+                           archived_keys=archived | archived_keys(book.ledger),
+                           archive_prefix=self.config.archive_prefix, instance_id=job.instance_id,
+                           compression=self.config.archive_compression, open_day=self.config.archive_open_day)
         if plan.copies:
             self._abort_stale_uploads(prefix, {c.key for c in plan.copies}, log)
         records, copied, failures, not_started = self._copy_all(job, plan, log)
+        progress = self.bookkeeper.close(book, job, watch, plan, records, failures, today)
         files = records + [_note_record(n, "already archived") for n in plan.archived] \
             + [_note_record(n, "failed") for n in plan.failed] \
             + [_note_record(n, "waiting") for n in plan.waiting] \
             + [_note_record(n, "skipped") for n in plan.skipped]
         result.update({
-            "files_seen": len(entries), "archived": len(copied), "already_archived": len(plan.archived),
-            "failed": failures + [{"file": n.entry.file_name, "reason": n.reason} for n in plan.failed],
+            "files_seen": len(watch.entries), "archived": len(copied), "already_archived": len(plan.archived),
+            "failed": [{k: f[k] for k in ("file", "key", "reason")} for f in failures]
+            + [{"file": n.entry.file_name, "reason": n.reason} for n in plan.failed],
             "skipped": _count_reasons(plan.skipped), "not_started": len(not_started),
             "bytes_in": sum(c.bytes_in for c in copied), "bytes_out": sum(c.bytes_out for c in copied),
+            "replicas_pending": pending_summary(job), "node_days": book.counts,
         })
         if plan.failed:
             self._recollect(job, plan, log)
-        if failures or plan.failed or plan.waiting or not_started:
+        if failures or plan.failed or plan.waiting or not_started or not watch.complete:
             reasons = [f"{f['file']}: {f['reason']}" for f in result["failed"]]
             if plan.waiting:
                 reasons.append(f"{len(plan.waiting)} file(s) still being collected")
             if not_started:
                 reasons.append(f"{len(not_started)} file(s) not started before the deadline")
+            if job.pending_replicas:
+                reasons.append(f"{len(job.pending_replicas)} replica(s) not collected yet"
+                               + (f" (last refusal: {first_error(job)})" if first_error(job) else ""))
+            if watch.timed_out:
+                reasons.append(f"collection not settled within {self.config.collect_wait_seconds}s or the "
+                               "invocation's time")
+            collecting = bool(job.pending_replicas or watch.timed_out or not_started)
+            made_progress = bool(watch.collected_now or copied or progress)
+            if collecting and made_progress and job.continuations < self.config.job_max_continuations:
+                return self._continue(job, "; ".join(reasons), result, log)
             return self._park(job, "; ".join(reasons), result, log, files)
         try:
             moved = self.queue.finish(job, files, {k: v for k, v in result.items() if k != "failed"})
@@ -136,6 +154,18 @@ class Archiver:
                        "duration_s": round(time.monotonic() - started, 3)})
         log.info("job_done", archived=len(copied), already_archived=len(plan.archived), moved_to=moved)
         return result
+
+    def _continue(self, job: Job, reason: str, result: dict, log: JsonLogger) -> dict:
+        """Progress was made and more is to come (replicas waiting for their turn, a collection still running):
+        a new invocation takes the job over at once (its pending object is written again, firing an event)."""
+        try:
+            moved = self.queue.continue_later(job)
+        except ObsError as err:
+            log.error("job_continue_failed", error=err.as_dict(), reason=reason)
+            raise  # the platform's async retry delivers the event again: the job is still pending
+        log.info("job_continued", reason=reason[:1000], continuation=job.continuations + 1,
+                 limit=self.config.job_max_continuations, replicas_pending=len(job.pending_replicas))
+        return {**result, "outcome": "continued", "reason": reason[:1000], "moved_to": moved}
 
     def _abort_stale_uploads(self, prefix: str, keys: set[str], log: JsonLogger) -> None:
         """Abort uploads left open on the keys about to be written: an earlier attempt whose own abort failed
@@ -157,44 +187,6 @@ class Archiver:
         log.warning("job_parked_for_retry", reason=error[:1000], attempts=job.attempts + 1, moved_to=moved)
         return {**result, "outcome": "retry", "reason": error[:1000], "moved_to": moved}
 
-    # --- waiting -----------------------------------------------------------------------------------
-    def _wait_for_collection(self, job: Job, log: JsonLogger) -> Optional[list[LogEntry]]:
-        """Poll ListRedislog until the collection is over; None when the wait limit or the invocation's time
-        runs out first.
-
-        Over means: no entry in a non-terminal state, and either every collected node shows a new entry (one
-        unchanged listing later, to let a node's other days appear), or the listing has stayed unchanged for the
-        settle time counted from the collect calls (a node may have no log at all for the window).
-        """
-        started = time.monotonic()
-        before = set(job.entries_before)
-        nodes = set(job.replication_ips)
-        since_collect = (self.now() - parse_time(job.collected_at or job.requested_at)).total_seconds()
-        quiet_needed = max(0.0, self.settle_seconds - since_collect)
-        confirm = min(POLL_FIRST, quiet_needed)
-        last_view, last_change, delay = None, started, POLL_FIRST
-        while True:
-            entries = self.dcs.list_redislog(job.instance_id)
-            view = sorted((e.id, e.status) for e in entries)
-            if view != last_view:
-                last_change, last_view = time.monotonic(), view
-            quiet = time.monotonic() - last_change
-            new = [e for e in entries if e.id not in before]
-            covered = nodes <= {e.replication_ip for e in new} if nodes else bool(new)
-            settled = is_settled(entries)
-            enough = confirm if covered else quiet_needed
-            if settled and quiet >= enough:
-                return entries
-            waited = time.monotonic() - started
-            pause = min(delay, POLL_MAX, max(enough - quiet, 0.2) if settled else POLL_MAX)
-            if waited + pause > self.config.collect_wait_seconds or pause >= self.deadline.remaining():
-                log.warning("collection_not_settled", waited_s=round(waited, 1),
-                            in_progress=sum(1 for e in entries if e.status not in ("succeed", "failed")),
-                            nodes_without_entries=sorted(nodes - {e.replication_ip for e in new}))
-                return None
-            self.sleep(pause)
-            delay *= 1.5
-
     # --- copying -----------------------------------------------------------------------------------
     def _copy_all(self, job: Job, plan: Plan, log: JsonLogger) -> tuple[list[dict], list[CopyResult],
                                                                         list[dict], list[Copy]]:
@@ -207,12 +199,14 @@ class Archiver:
             try:
                 res = self._copy_one(job, item, log)
             except (CopyError, LinkRefused, DcsError, ObsError) as exc:
-                failures.append({"file": item.entry.file_name, "key": item.key, "reason": str(exc)[:1000]})
+                failures.append({"file": item.entry.file_name, "key": item.key, "reason": str(exc)[:1000],
+                                 "replication_ip": item.entry.replication_ip, "day": item.entry.day})
                 log.error("file_failed", file=item.entry.file_name, key=item.key, reason=str(exc)[:1000])
                 return
             copied.append(res)
             records.append({"file": item.entry.file_name, "entry_id": item.entry.id, "day": item.entry.day,
-                            "group": item.entry.group_name, "key": res.key, "copy": item.kind,
+                            "group": item.entry.group_name, "replication_ip": item.entry.replication_ip,
+                            "key": res.key, "copy": item.kind,
                             "state": "archived", "bytes_in": res.bytes_in, "bytes_out": res.bytes_out,
                             "sha256": res.sha256})
 

@@ -5,19 +5,27 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Callable, Optional
 
 from shared.config import Config
-from shared.dcs import Dcs, DcsError, Instance, InstanceGone
+from shared.dcs import Dcs, DcsError, Instance, InstanceGone, Replica
 from shared.discovery import Skipped, qualify, replicas_to_collect, skip_reason
 from shared.events import CollectorRequest
 from shared.jobs import Job, JobQueue, iso
-from shared.keys import instance_prefix
+from shared.ledger import (
+    Ledger,
+    LedgerStore,
+    MalformedLedger,
+    observe_topology,
+    oldest_missing,
+    query_time_for,
+    up_to_date,
+)
 from shared.logs import JsonLogger
 from shared.obs import ObsError
 from shared.runtime import Deadline
-from shared.selection import archived_days, log_day, query_time_for, recent_marker
+from shared.selection import log_day
 
 ID_LIST_CAP = 100  # ids listed per category in the summary line; counts are always complete
 
@@ -32,6 +40,7 @@ class InstanceOutcome:
     gone: bool = False
     not_reached: bool = False
     up_to_date: bool = False
+    deferred: int = 0  # replicas left in the job for the archiver to collect (refused or DCS busy)
     error: Optional[dict] = None
 
 
@@ -44,6 +53,7 @@ class Collector:
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.config, self.dcs, self.queue, self.log = config, dcs, queue, log
         self.deadline, self.now = deadline, now
+        self.ledgers = LedgerStore(queue.obs, queue.bucket, queue.prefix)
 
     def run(self, request: CollectorRequest) -> dict:
         started = time.monotonic()
@@ -119,6 +129,7 @@ class Collector:
             "collect_calls": {"ok": sum(o.ok_calls for o in outcomes), "failed": len(failed_calls),
                               "failures": failed_calls[:ID_LIST_CAP]},
             "jobs_enqueued": sum(1 for o in outcomes if o.job_key),
+            "replicas_deferred": sum(o.deferred for o in outcomes),
             "instances_gone": _capped([o.instance_id for o in outcomes if o.gone]),
             "up_to_date": len([o for o in outcomes if o.up_to_date]),
             "instances_failed": _capped([o.instance_id for o in outcomes if not o.job_key and not o.gone
@@ -133,35 +144,28 @@ class Collector:
             outcome.not_reached = True
             log.warning("instance_not_reached", reason="invocation deadline; the next run picks it up")
             return outcome
-        query_time, up_to_date = self._window(inst.instance_id)
-        if up_to_date:
+        today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
+        ledger = self._ledger(inst.instance_id, log)
+        if self.config.query_time_auto and not self.config.archive_open_day and up_to_date(ledger, today):
             outcome.up_to_date = True
-            log.info("instance_up_to_date", reason="yesterday is archived; nothing new until today ends")
+            log.info("instance_up_to_date", reason="every node's yesterday is archived or proven empty; nothing "
+                                                   "new until today ends")
             return outcome
         try:
-            if mode is None:
+            mode = mode or (ledger.cache_mode if ledger else None)  # the cache mode does not change day to day
+            if not mode:
                 _, mode = self.dcs.show_instance(inst.instance_id)
             requested_at = iso(self.now())
             before = [e.id for e in self.dcs.list_redislog(inst.instance_id)]
             if mode == "single":
-                targets: list[tuple[Optional[str], str]] = [(None, "")]
+                targets = [Replica("", "", "master", "")]
             else:
-                replicas = replicas_to_collect(self.dcs.list_replicas(inst.instance_id), self.config.replicas)
-                targets = [(r.replication_id, r.replication_ip) for r in replicas]
+                targets = replicas_to_collect(self.dcs.list_replicas(inst.instance_id), self.config.replicas)
                 if not targets:
                     outcome.error = {"code": "NO_REPLICAS", "message": f"cache_mode {mode!r} lists no replica"}
-            collected = []
-            for replication_id, ip in targets:
-                try:
-                    self.dcs.create_redislog(inst.instance_id, query_time, replication_id)
-                except InstanceGone:
-                    raise
-                except DcsError as err:
-                    outcome.failed_calls.append({**err.as_dict(), "replication_id": replication_id})
-                    log.warning("collect_call_failed", replication_id=replication_id, error=err.as_dict())
-                    continue
-                outcome.ok_calls += 1
-                collected.append((replication_id, ip))
+                    return outcome
+            query_time, needed = self._window(ledger, mode, targets, today)
+            collected, pending = self._request(inst.instance_id, query_time, needed, outcome, log)
         except InstanceGone as err:
             outcome.gone = True
             log.warning("instance_gone", error=err.as_dict())
@@ -170,42 +174,84 @@ class Collector:
             outcome.error = err.as_dict()
             log.error("instance_collect_failed", error=err.as_dict())
             return outcome
-        if not collected:
-            return outcome
         job = Job(instance_id=inst.instance_id, instance_name=inst.name, project_id=self.config.project_id,
                   region=self.config.region, query_time=query_time,
-                  replication_ids=tuple(r for r, _ in collected if r),
-                  replication_ips=tuple(ip for r, ip in collected if r),
+                  replication_ids=tuple(r.replication_id for r, _ in collected if r.replication_id),
+                  replication_ips=tuple(r.replication_ip for r, _ in collected if r.replication_id),
                   requested_at=requested_at, entries_before=tuple(before),
-                  collected_at=self.now().astimezone(timezone.utc).isoformat(timespec="milliseconds"))
+                  collected_at=max((at for _, at in collected), default=None), cache_mode=mode,
+                  topology=tuple({"replication_id": r.replication_id, "replication_ip": r.replication_ip,
+                                  "group_name": r.group_name, "role": r.role} for r in targets if r.replication_id),
+                  pending_replicas=tuple(pending),
+                  node_collected_at={r.replication_ip: at for r, at in collected})
         try:
             outcome.job_key = self.queue.enqueue(job)
         except ObsError as err:
             outcome.error = {"stage": "enqueue", **err.as_dict()}
             log.error("job_enqueue_failed", error=err.as_dict())
             return outcome
+        outcome.deferred = len(pending)
         log.info("job_enqueued", job_id=job.job_id, key=outcome.job_key, replicas=len(collected),
-                 query_time=query_time, failed_calls=len(outcome.failed_calls))
+                 replicas_pending=len(pending), query_time=query_time, failed_calls=len(outcome.failed_calls))
         return outcome
 
-    def _window(self, instance_id: str) -> tuple[int, bool]:
-        """The collection window and whether the instance is up to date, from one LIST of its recent archive.
+    def _request(self, instance_id: str, query_time: int, targets: list[Replica], outcome: InstanceOutcome,
+                 log: JsonLogger) -> tuple[list[tuple[Replica, str]], list[dict]]:
+        """CreateRedislog per replica. A refusal is not dropped: the replica goes into the job's pending list, and
+        the archiver asks again while it waits. DCS.4017 (another collection of the instance runs) is not waited
+        for here: the replicas after it are left to the archiver, so one instance never holds the collector."""
+        collected: list[tuple[Replica, str]] = []
+        pending: list[dict] = []
+        busy = False
+        for rep in targets:
+            record = {"replication_id": rep.replication_id, "replication_ip": rep.replication_ip,
+                      "group_name": rep.group_name, "attempts": 0, "last_error": None}
+            if busy:
+                pending.append(record)
+                continue
+            try:
+                self.dcs.create_redislog(instance_id, query_time, rep.replication_id or None, retry_busy=False)
+            except InstanceGone:
+                raise
+            except DcsError as err:
+                if err.busy:
+                    busy = True
+                    pending.append(record)
+                    log.info("collect_deferred", replication_id=rep.replication_id, reason=f"{err.code}: DCS runs "
+                             "one collection of the instance at a time; the archiver asks again")
+                    continue
+                outcome.failed_calls.append({**err.as_dict(), "replication_id": rep.replication_id})
+                log.warning("collect_call_failed", replication_id=rep.replication_id, error=err.as_dict())
+                pending.append({**record, "attempts": 1, "last_error": str(err)[:500]})
+                continue
+            outcome.ok_calls += 1
+            collected.append((rep, self.now().astimezone(timezone.utc).isoformat(timespec="milliseconds")))
+        return collected, pending
 
-        QUERY_TIME is widened (QUERY_TIME_AUTO) to reach back to the first day not archived yet, so a first
-        deployment or a run after an outage archives every day DCS still keeps. An instance whose yesterday is
-        archived already has nothing new to give until today ends (unless the open day is archived too): a
-        repeated run costs it no DCS call and no job.
-        """
-        if not self.config.query_time_auto:
-            return self.config.query_time, False
-        prefix = instance_prefix(self.config.archive_prefix, instance_id)
-        today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
+    def _ledger(self, instance_id: str, log: JsonLogger) -> Optional[Ledger]:
         try:
-            keys = [o.key for o in self.queue.obs.list(self.config.archive_bucket, prefix,
-                                                       start_after=recent_marker(prefix, today))]
-        except ObsError as err:
-            self.log.warning("archive_list_failed", instance_id=instance_id, error=err.as_dict())
-            return self.config.query_time, False
-        days = archived_days(keys, prefix)
-        up_to_date = (today - timedelta(days=1)).isoformat() in days and not self.config.archive_open_day
-        return query_time_for(days, today, self.config.query_time), up_to_date
+            return self.ledgers.read(instance_id)
+        except (MalformedLedger, ObsError) as exc:
+            log.warning("ledger_unreadable", reason=str(exc)[:500], action="collecting the whole window")
+            return None
+
+    def _window(self, ledger: Optional[Ledger], mode: str, targets: list[Replica],
+                today: date) -> tuple[int, list[Replica]]:
+        """The collection window and the replicas to ask: QUERY_TIME, widened (QUERY_TIME_AUTO) back to the oldest
+        node-day still missing in the ledger, counting the nodes listed now (a node seen for the first time is
+        expected from the day before); only the replicas with a node-day missing are asked (all of them with the
+        open day, which changes all day). A first deployment, or a run after an outage, catches up by itself."""
+        if not self.config.query_time_auto:
+            return self.config.query_time, targets
+        if ledger is None:
+            return query_time_for(oldest_missing(None, today), today, self.config.query_time), targets
+        view = Ledger.from_dict(ledger.to_dict())
+        view.cache_mode = mode
+        observe_topology(view, [{"replication_ip": r.replication_ip, "replication_id": r.replication_id}
+                                for r in targets if r.replication_id], today, single=mode == "single")
+        missing = view.missing(today)
+        query_time = query_time_for(min((d for _, d in missing), default=None), today, self.config.query_time)
+        if self.config.archive_open_day or mode == "single":
+            return query_time, targets
+        lacking = {ip for ip, _ in missing}
+        return query_time, [r for r in targets if r.replication_ip in lacking] or targets

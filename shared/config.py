@@ -20,6 +20,21 @@ REPLICA_CHOICES = ("all", "master")
 _TAG_KEY = re.compile(r"^[^=,\s][^=,]*$")
 _TZ = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_OBS_HOST = re.compile(r"^obs\.[a-z0-9-]+\.([a-z0-9.-]+\.[a-z]{2,})$")
+
+# Regions with an OBS endpoint, from the OBS region table of Huawei Cloud's Python SDK v3
+# (huaweicloud/huaweicloud-sdk-python-v3, huaweicloud-sdk-obs/huaweicloudsdkobs/v1/region/obs_region.py; that
+# package is not a dependency here): `https://obs.<region>.myhuaweicloud.com`, except where the region's domain
+# differs (the OBS console's "Regions and Endpoints" pages: eu-west-101 is myhuaweicloud.eu).
+OBS_REGIONS = frozenset((
+    "af-north-1", "af-south-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+    "ap-southeast-5", "cn-east-2", "cn-east-3", "cn-east-4", "cn-east-5", "cn-north-1", "cn-north-2",
+    "cn-north-4", "cn-north-9", "cn-north-11", "cn-north-12", "cn-south-1", "cn-south-2", "cn-south-4",
+    "cn-southwest-2", "cn-southwest-3", "eu-west-101", "la-north-2", "la-south-2", "me-east-1", "na-mexico-1",
+    "ru-northwest-2", "sa-brazil-1", "sa-peru-1", "tr-west-1",
+))
+OBS_DOMAINS = {"eu-west-101": "myhuaweicloud.eu"}
+DEFAULT_DOMAIN = "myhuaweicloud.com"
 
 
 class ConfigError(ValueError):
@@ -62,6 +77,8 @@ class Config:
     single_put_max: int = 16 * 1024 * 1024
     gzip_level: int = 6
     deadline_margin_seconds: int = 30
+    collect_poll_seconds: float = 2.0
+    job_max_continuations: int = 50
 
     @property
     def tags_filter(self) -> str:
@@ -189,7 +206,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
     if region is not None and not re.match(r"^[a-z]{2,}(-[a-z0-9]+)+$", region):
         raise ConfigError(f"DCS_REGION={region}: must be a region id such as cn-north-4")
     if dcs_endpoint is None:
-        dcs_endpoint = f"https://dcs.{region}.myhuaweicloud.com"
+        dcs_endpoint = default_dcs_endpoint(region or "")
 
     project_id = (_get(env, "PROJECT_ID") or _get(env, "RUNTIME_PROJECT_ID")
                   or _get(env, "HUAWEICLOUD_SDK_PROJECT_ID"))
@@ -207,7 +224,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
     if obs_endpoint is None:
         if region is None:
             raise ConfigError("OBS_ENDPOINT: required when DCS_REGION is not set")
-        obs_endpoint = f"https://obs.{region}.myhuaweicloud.com"
+        obs_endpoint = default_obs_endpoint(region)
 
     archive_bucket = _get(env, "ARCHIVE_BUCKET")
     if archive_bucket is None:
@@ -237,7 +254,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
                                    "gzip or none"),
         queue_bucket=queue_bucket,
         queue_prefix=queue_prefix,
-        link_host_suffixes=_parse(env, "LINK_HOST_SUFFIXES", (".myhuaweicloud.com",), _host_list,
+        link_host_suffixes=_parse(env, "LINK_HOST_SUFFIXES", ("." + obs_domain(obs_endpoint),), _host_list,
                                   "a comma-separated list of host suffixes"),
         link_allow_http_hosts=_parse(env, "LINK_ALLOW_HTTP_HOSTS", (), _host_list,
                                      "a comma-separated list of exact host names"),
@@ -268,7 +285,38 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
         gzip_level=_parse(env, "GZIP_LEVEL", 6, _int_range(1, 9), "an integer 1-9"),
         deadline_margin_seconds=_parse(env, "DEADLINE_MARGIN_SECONDS", 30, _int_range(0, 600),
                                        "an integer 0-600"),
+        collect_poll_seconds=_parse(env, "COLLECT_POLL_SECONDS", 2.0, _in_range(0.05, 60.0, float),
+                                    "a number 0.05-60"),
+        job_max_continuations=_parse(env, "JOB_MAX_CONTINUATIONS", 50, _int_range(0, 1000),
+                                     "an integer 0-1000"),
     )
+
+
+def default_dcs_endpoint(region: str) -> str:
+    """The region's DCS endpoint from the DCS SDK's region table (huaweicloudsdkdcs.v2.region.dcs_region)."""
+    from huaweicloudsdkdcs.v2.region.dcs_region import DcsRegion
+
+    try:
+        return DcsRegion.value_of(region).endpoint.rstrip("/")
+    except KeyError:
+        raise ConfigError(f"DCS_ENDPOINT: required: region {region} is not in the DCS SDK's region table; set "
+                          "DCS_ENDPOINT to the region's DCS endpoint (https://dcs.<region>.<domain>)") from None
+
+
+def default_obs_endpoint(region: str) -> str:
+    """The region's OBS endpoint, on the region's domain (see OBS_REGIONS)."""
+    if region not in OBS_REGIONS:
+        raise ConfigError(f"OBS_ENDPOINT: required: region {region} is not in the OBS region table; set "
+                          "OBS_ENDPOINT to the region's OBS endpoint (https://obs.<region>.<domain>)")
+    return f"https://obs.{region}.{OBS_DOMAINS.get(region, DEFAULT_DOMAIN)}"
+
+
+def obs_domain(endpoint: str) -> str:
+    """The domain of an `https://obs.<region>.<domain>` endpoint, which download links are expected on;
+    myhuaweicloud.com for an endpoint of another form (an address, a private name)."""
+    host = re.sub(r"^https?://", "", endpoint).split(":")[0].lower()
+    match = _OBS_HOST.match(host)
+    return match.group(1) if match else DEFAULT_DOMAIN
 
 
 def _overlap(a: str, b: str) -> bool:

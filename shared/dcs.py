@@ -31,6 +31,7 @@ INSTANCE_PAGE = 1000  # ListInstances limit bounds 1-1000 (DCS API reference)
 REDISLOG_PAGE = 1000  # ListRedislog limit bounds 1-1000 (DCS API reference)
 RETRY_AFTER_CAP = 60.0
 BUSY_CODE = "DCS.4017"  # "a job of this instance is still running, try again later" (OTC error table)
+BUSY_CODES = (BUSY_CODE, "111400017")  # and its numeric twin (Real-cloud-facts: DCS error tables)
 GONE_CODE = "DCS.3022"  # instance does not exist
 
 
@@ -48,6 +49,11 @@ class DcsError(Exception):
     def as_dict(self) -> dict:
         return {"op": self.op, "status": self.status, "code": self.code, "message": self.message[:300],
                 "request_id": self.request_id, "instance_id": self.instance_id}
+
+    @property
+    def busy(self) -> bool:
+        """DCS is running another job of the instance (it may run one collection at a time): ask again later."""
+        return self.code in BUSY_CODES
 
 
 class InstanceGone(DcsError):
@@ -106,10 +112,12 @@ def _parse_retry_after(value: Optional[str]) -> Optional[float]:
         return None
 
 
-def is_retryable(exc: Optional[BaseException]) -> bool:
-    """429, 5xx, connection trouble and DCS.4017 are retried; other 4xx are final."""
+def is_retryable(exc: Optional[BaseException], retry_busy: bool = True) -> bool:
+    """429, 5xx, connection trouble and DCS.4017 are retried; other 4xx are final. `retry_busy=False` leaves
+    DCS.4017 to the caller (a collection refused while another runs is asked again later, not waited for)."""
     if isinstance(exc, sdk_exc.ServiceResponseException):
-        return exc.status_code == 429 or exc.status_code >= 500 or exc.error_code == BUSY_CODE
+        busy = exc.error_code in BUSY_CODES
+        return exc.status_code == 429 or exc.status_code >= 500 or (busy and retry_busy)
     return isinstance(exc, (sdk_exc.ConnectionException, sdk_exc.RequestTimeoutException))
 
 
@@ -129,11 +137,12 @@ class RetryPolicy(BackoffStrategy):
         self._rng = rng or random.Random()
         self._last: Optional[BaseException] = None
         self.attempts = 0
+        self.retry_busy = True
 
     def should_retry(self, response: Any, exc: Optional[BaseException]) -> bool:
         self._last = exc
         self.attempts += 1
-        return is_retryable(exc)
+        return is_retryable(exc, self.retry_busy)
 
     def calculate_retry_delay_millis(self, retries: int) -> int:
         retry_after = getattr(self._last, "retry_after", None)
@@ -144,7 +153,7 @@ class RetryPolicy(BackoffStrategy):
             # On a GET the SDK's urllib3 layer turns a 429 into "too many 429 error responses" and drops the
             # response with its Retry-After; the gateway's documented advice is to retry after 2-5 s.
             return int(self._rng.uniform(*self.throttle_wait) * 1000)
-        base = self.busy_base if getattr(self._last, "error_code", None) == BUSY_CODE else self.base
+        base = self.busy_base if getattr(self._last, "error_code", None) in BUSY_CODES else self.base
         return int(self._rng.uniform(0, min(self.cap, base * 2 ** (retries - 1))) * 1000)
 
 
@@ -193,9 +202,10 @@ class Dcs:
         self._max_retries = max_retries
         self._policy_factory = policy_factory
 
-    def _call(self, op: str, invoker: Any, instance_id: Optional[str] = None) -> Any:
+    def _call(self, op: str, invoker: Any, instance_id: Optional[str] = None, retry_busy: bool = True) -> Any:
         if self._max_retries > 0:
             policy = self._policy_factory()
+            policy.retry_busy = retry_busy
             invoker = invoker.with_retry(policy.should_retry, self._max_retries, policy)
         try:
             return invoker.invoke()
@@ -232,10 +242,12 @@ class Dcs:
                                         (rep.replication_role or "").lower(), group.group_name or ""))
         return replicas
 
-    def create_redislog(self, instance_id: str, query_time: int, replication_id: Optional[str]) -> None:
+    def create_redislog(self, instance_id: str, query_time: int, replication_id: Optional[str],
+                        retry_busy: bool = True) -> None:
+        """Ask DCS to collect; `retry_busy=False` raises a DcsError with `.busy` at once on DCS.4017."""
         request = CreateRedislogRequest(instance_id=instance_id, query_time=query_time, log_type="run",
                                         replication_id=replication_id)
-        self._call("CreateRedislog", self._client.create_redislog_invoker(request), instance_id)
+        self._call("CreateRedislog", self._client.create_redislog_invoker(request), instance_id, retry_busy)
 
     def list_redislog(self, instance_id: str) -> list[LogEntry]:
         """Every run-log entry, every page, paged defensively.

@@ -19,7 +19,8 @@ from typing import Optional
 
 from shared.obs import ObjectInfo, Obs, ObsError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # version 1 jobs (before the node-day ledger) are read with empty new fields
 PENDING, RETRY, DONE, FAILED = "pending", "retry", "done", "failed"
 
 
@@ -44,6 +45,15 @@ class Job:
     redriven_at: Optional[str] = None
     replication_ips: tuple[str, ...] = ()  # the IP of each collected replica, in the same order
     collected_at: Optional[str] = None  # when the last collect call returned (the settle time counts from it)
+    cache_mode: str = ""
+    # every replica listed at collection time ({replication_id, replication_ip, group_name, role}): the ledger
+    # learns scale-out and scale-in from it
+    topology: tuple[dict, ...] = ()
+    # replicas whose collection was refused or deferred ({replication_id, replication_ip, group_name, attempts,
+    # last_error}): the archiver asks DCS again while it waits, continuing across invocations
+    pending_replicas: tuple[dict, ...] = ()
+    node_collected_at: dict = field(default_factory=dict)  # replication ip ("" single) -> its collect call's time
+    continuations: int = 0  # times this job handed itself to a new invocation (bounded by JOB_MAX_CONTINUATIONS)
     schema: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
@@ -51,6 +61,10 @@ class Job:
         data["replication_ids"] = list(self.replication_ids)
         data["entries_before"] = list(self.entries_before)
         data["replication_ips"] = list(self.replication_ips)
+        data["topology"] = [dict(r) for r in self.topology]
+        data["pending_replicas"] = [dict(r) for r in self.pending_replicas]
+        data["node_collected_at"] = dict(self.node_collected_at)
+        data["schema"] = SCHEMA_VERSION
         return data
 
     @classmethod
@@ -58,8 +72,8 @@ class Job:
         if not isinstance(data, dict):
             raise MalformedJob(f"{where}: not a JSON object")
         schema = data.get("schema")
-        if schema != SCHEMA_VERSION:
-            raise MalformedJob(f"{where}: schema {schema!r} is not {SCHEMA_VERSION}")
+        if schema not in READABLE_SCHEMAS:
+            raise MalformedJob(f"{where}: schema {schema!r} is not one of {READABLE_SCHEMAS}")
         try:
             job = cls(
                 instance_id=_text(data, "instance_id"),
@@ -77,6 +91,11 @@ class Job:
                 redriven_at=data.get("redriven_at"),
                 replication_ips=_strings(data, "replication_ips"),
                 collected_at=data.get("collected_at"),
+                cache_mode=str(data.get("cache_mode") or ""),
+                topology=_records(data, "topology"),
+                pending_replicas=_records(data, "pending_replicas"),
+                node_collected_at=_times(data, "node_collected_at"),
+                continuations=int(data.get("continuations") or 0),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedJob(f"{where}: {exc}") from None
@@ -109,6 +128,30 @@ def _strings(data: dict, name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{name} must be a list of strings")
     return tuple(value)
+
+
+def _records(data: dict, name: str) -> tuple[dict, ...]:
+    value = data.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{name} must be a list of objects")
+    for record in value:
+        for key in ("replication_id", "replication_ip", "group_name", "role", "last_error"):
+            if record.get(key) is not None and not isinstance(record[key], str):
+                raise ValueError(f"{name}: {key} must be a string")
+    return tuple(dict(v) for v in value)
+
+
+def _times(data: dict, name: str) -> dict:
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError(f"{name} must map replication IPs to times")
+    for moment in value.values():
+        parse_time(moment)
+    return dict(value)
 
 
 def _text(data: dict, name: str) -> str:
@@ -231,13 +274,25 @@ class JobQueue:
         except (ValueError, AttributeError):
             current = None
         if current in (None, job.job_id):
-            self.obs.delete(self.bucket, key)
+            try:
+                continued = int(json.loads(raw).get("continuations") or 0) > job.continuations
+            except (ValueError, AttributeError, TypeError):
+                continued = False
+            if not continued:  # a later continuation of this job is waiting for its own invocation
+                self.obs.delete(self.bucket, key)
 
     def finish(self, job: Job, files: list[dict], summary: dict) -> str:
         key = done_key(self.prefix, job)
         self.obs.put_json(self.bucket, key, {**job.to_dict(), "state": DONE, "files": files,
                                              "summary": summary})
         self._remove_pending_if_same(job)
+        return key
+
+    def continue_later(self, job: Job) -> str:
+        """Hand the job to a new invocation: written again under pending/, which fires a new event. Only for a
+        job that made progress and is below its continuation bound (the archiver decides); attempts unchanged."""
+        key = pending_key(self.prefix, job.instance_id)
+        self.obs.put_json(self.bucket, key, replace(job, continuations=job.continuations + 1).to_dict())
         return key
 
     def park_for_retry(self, job: Job, error: str, now: datetime, delay_base: int,

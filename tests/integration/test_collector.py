@@ -101,41 +101,38 @@ def test_query_time_is_fixed_when_auto_widening_is_off(cloud, mixed):
     assert {c.query["query_time"] for c in cloud.emulator.calls("CreateRedislog")} == {"3"}
 
 
+def _archive_everything(cloud, **overrides):
+    """Collector, then the archiver over every pending job, as the platform delivers them."""
+    summary = cloud.run_collector(**overrides)
+    for delivery in cloud.trigger(**overrides).drain():
+        assert delivery.ok, delivery.traceback
+    return summary
+
+
 def test_window_shrinks_to_query_time_once_archived_and_widens_again_after_an_outage(cloud):
     emu = cloud.emulator
-    inst = emu.add_instance(name="single", tags=TAGS, cache_mode="single")
-    node = inst.nodes[0]
-
-    def archive_day(day: str) -> None:
-        key = f"redis-run-logs/{inst.instance_id}/{day}/{node.group_name}/redis_{node.replication_ip}_{day}.log.gz"
-        cloud.obs.put_bytes(cloud.archive_bucket, key, b"x")
+    emu.add_instance(name="single", tags=TAGS, cache_mode="single")
 
     def window() -> str:
         emu.reset_counters()
-        cloud.run_collector()
+        _archive_everything(cloud)
         (call,) = emu.calls("CreateRedislog")
         return call.query["query_time"]
 
-    two_days_ago = (emu.today() - timedelta(days=2)).isoformat()
-    archive_day(two_days_ago)
-    assert window() == "1"
-    emu.clock.advance(days=3)  # three days without a run: the newest archived day is now 5 days back
+    assert window() == "7", "a first run collects every day DCS keeps"
+    emu.clock.advance(days=1)
+    assert window() == "1", "the ledger has every day but the one that just ended"
+    emu.clock.advance(days=3)  # three days without a run: the oldest missing node-day is 3 days back
+    assert window() == "3"
+    emu.clock.advance(days=5)
     assert window() == "7"
-    emu.clock.advance(days=-1)
-    assert window() == "3"
-    # a partial copy of a day does not count as archived
-    partial = f"redis-run-logs/{inst.instance_id}/{cloud.yesterday()}/{node.group_name}/x.partial.gz"
-    cloud.obs.put_bytes(cloud.archive_bucket, partial, b"x")
-    assert window() == "3"
 
 
-def test_instance_whose_yesterday_is_archived_costs_no_dcs_call_and_no_job(cloud):
+def test_instance_whose_nodes_yesterday_is_settled_costs_no_dcs_call_and_no_job(cloud):
     emu = cloud.emulator
-    inst = emu.add_instance(name="single", tags=TAGS, cache_mode="single")
-    node = inst.nodes[0]
-    day = cloud.yesterday()
-    key = f"redis-run-logs/{inst.instance_id}/{day}/{node.group_name}/redis_{node.replication_ip}_{day}.log.gz"
-    cloud.obs.put_bytes(cloud.archive_bucket, key, b"x")
+    emu.add_instance(name="ha", tags=TAGS, cache_mode="ha", replicas=2)
+    _archive_everything(cloud)
+    emu.reset_counters()
     summary = cloud.run_collector()
     assert summary["up_to_date"] == 1 and summary["jobs_enqueued"] == 0
     assert [c.op for c in emu.requests] == ["ListInstances"]
@@ -143,6 +140,22 @@ def test_instance_whose_yesterday_is_archived_costs_no_dcs_call_and_no_job(cloud
     # the open day changes all day long: with ARCHIVE_OPEN_DAY the instance is collected anyway
     assert cloud.run_collector(ARCHIVE_OPEN_DAY="true")["jobs_enqueued"] == 1
 
+
+def test_an_archived_master_does_not_make_the_instance_up_to_date_while_its_standby_is_missing(cloud):
+    emu = cloud.emulator
+    inst = emu.add_instance(name="ha", tags=TAGS, cache_mode="ha", replicas=2)
+    standby = inst.nodes[1]
+    _archive_everything(cloud)
+    emu.clock.advance(days=1)
+    # the standby's collection is refused for the whole of the next run and of its job's attempts
+    emu.faults.add("CreateRedislog", "error500", replication_id=standby.replication_id)
+    _archive_everything(cloud, API_MAX_RETRIES="1", API_RETRY_WAIT_SCALE="0.01")
+    emu.faults.clear()
+    emu.reset_counters()
+    summary = cloud.run_collector()
+    assert summary["up_to_date"] == 0 and summary["jobs_enqueued"] == 1
+    (call,) = emu.calls("CreateRedislog")
+    assert call.replication_id == standby.replication_id, "only the node whose day is missing is asked again"
 
 def test_masters_only_when_replicas_is_master(cloud, mixed):
     cloud.run_collector(REPLICAS="master")
@@ -203,8 +216,12 @@ def test_persistent_server_errors_are_reported_with_their_code_and_other_instanc
     assert {f["code"] for f in failures} == {"DCS.5000"}
     assert {f["instance_id"] for f in failures} == {mixed["ha"].instance_id}
     assert len(emu.calls("CreateRedislog", mixed["ha"].instance_id)) == 2 * 3, "each replica: 1 try + 2 retries"
-    assert summary["instances_failed"] == [mixed["ha"].instance_id]
-    assert summary["jobs_enqueued"] == 2
+    # the refused replicas are not dropped: the job carries them, and the archiver asks again while it waits
+    assert summary["instances_failed"] == [] and summary["replicas_deferred"] == 2
+    assert summary["jobs_enqueued"] == 3
+    job = Job.parse(cloud.obs.get_bytes(cloud.queue_bucket, f"{QUEUE}pending/{mixed['ha'].instance_id}.json"))
+    assert job.replication_ids == () and len(job.pending_replicas) == 2
+    assert all("DCS.5000" in r["last_error"] for r in job.pending_replicas)
 
 
 def test_instance_deleted_mid_run_is_reported_and_the_others_go_on(cloud, mixed):

@@ -92,11 +92,12 @@ class LocalCloud:
         return handler
 
     def trigger(self, shape: str = "classic", duplicate: bool = False, reorder: bool = False,
-                **overrides: str) -> LocalObsTrigger:
+                timeout: float = 900, **overrides: str) -> LocalObsTrigger:
+        """The archiver's OBS trigger; `timeout` is the function's (each invocation's time budget)."""
         prefix = self.config(**overrides).queue_prefix + "pending/"
 
         def context_factory() -> Context:
-            return self.context(900, "archiver")
+            return self.context(timeout, "archiver")
 
         return LocalObsTrigger(self.obs_client, self.queue_bucket, prefix, self.archiver_handler(**overrides),
                                shape=shape, duplicate=duplicate, reorder=reorder,

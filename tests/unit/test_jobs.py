@@ -61,7 +61,7 @@ def test_job_round_trips_through_json_bytes():
 
 def test_to_dict_is_plain_json_with_lists_and_the_schema_version():
     data = job().to_dict()
-    assert data["schema"] == SCHEMA_VERSION == 1
+    assert data["schema"] == SCHEMA_VERSION == 2
     assert data["replication_ids"] == ["r1", "r2"]
     assert data["entries_before"] == ["e1", "e2", "e3"]
     assert data["replication_ips"] == ["10.0.0.1", "10.0.0.2"]
@@ -111,7 +111,7 @@ def test_a_json_array_is_not_a_job_object():
         Job.parse(b"[]")
 
 
-@pytest.mark.parametrize("schema", [..., None, 0, 2, "1"])
+@pytest.mark.parametrize("schema", [..., None, 0, 3, "1"])
 def test_another_schema_version_is_refused(schema):
     with pytest.raises(MalformedJob, match="schema"):
         Job.from_dict(good_dict(schema=schema))
@@ -307,3 +307,31 @@ def test_decisions_do_not_change_the_job_they_are_given():
     decide_pending(j, NOW - timedelta(days=1), NOW, 7200, 5)
     decide_retry(j, NOW, 5)
     assert j == job(attempts=1)
+
+
+def test_a_version_1_job_from_before_the_ledger_is_read_with_empty_replica_lists():
+    data = good_dict(schema=1)
+    for name in ("topology", "pending_replicas", "node_collected_at", "continuations", "cache_mode"):
+        data.pop(name)
+    old = Job.from_dict(data)
+    assert old.pending_replicas == () and old.topology == () and old.node_collected_at == {}
+    assert old.to_dict()["schema"] == 2
+
+
+def test_pending_replicas_and_collect_times_round_trip():
+    original = job(cache_mode="ha", continuations=3,
+                   topology=({"replication_id": "r1", "replication_ip": "10.0.0.1", "group_name": "g",
+                              "role": "master"},),
+                   pending_replicas=({"replication_id": "r2", "replication_ip": "10.0.0.2", "group_name": "g",
+                                      "attempts": 2, "last_error": "DCS.5000"},),
+                   node_collected_at={"10.0.0.1": "2026-11-22T01:30:01.000+00:00"})
+    assert Job.from_dict(json.loads(json.dumps(original.to_dict()))) == original
+
+
+@pytest.mark.parametrize("name, value", [
+    ("pending_replicas", "r2"), ("pending_replicas", [1]), ("pending_replicas", [{"replication_id": 5}]),
+    ("topology", {"a": 1}), ("node_collected_at", ["x"]), ("node_collected_at", {"10.0.0.1": "yesterday"}),
+])
+def test_malformed_replica_lists_are_refused_naming_the_field(name, value):
+    with pytest.raises(MalformedJob):
+        Job.from_dict(good_dict(**{name: value}))
