@@ -407,6 +407,44 @@ class DcsEmulator:
             self._instances[instance_id] = instance
         return instance
 
+    def serialize_collections(self, instance_id: str, seconds: float, code: str = "DCS.4017") -> None:
+        """One collection of the instance at a time, each taking `seconds`; CreateRedislog meanwhile answers 400
+        with `code` (DCS.4017 or 111400017), as DCS may (Real-cloud-facts: no source says it does not)."""
+        with self._lock:
+            instance = self._instances[instance_id]
+            instance.serial_seconds, instance.serial_code = float(seconds), code
+
+    def set_node_missing_days(self, instance_id: str, replication_ip: str, days: Iterable[date | str]) -> None:
+        """The node logged nothing on these days (its collections list no file for them)."""
+        with self._lock:
+            self._instances[instance_id].node_missing_days[replication_ip] = {as_day(d) for d in days}
+
+    def add_node(self, instance_id: str, shard: Optional[int] = None) -> Node:
+        """Scale out: a new shard (its master) or, with `shard`, one more replica in that shard."""
+        with self._lock:
+            instance = self._instances[instance_id]
+            groups = instance.groups
+            index = len(groups) if shard is None else shard
+            existing = groups[index][2] if index < len(groups) else []
+            self._ip_seq += 1
+            high, low = divmod(self._ip_seq, 250)
+            node = Node(
+                replication_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{instance_id}/{index}/{len(existing)}/x")),
+                replication_ip=f"192.168.{high}.{low + 2}", group_name=f"group-{index}",
+                group_id=existing[0].group_id if existing else str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                                             f"{instance_id}/group/{index}")),
+                role="slave" if existing else "master",
+                node_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{instance_id}/node/{index}/{len(existing)}/x").hex,
+            )
+            instance.nodes.append(node)
+            return node
+
+    def remove_node(self, instance_id: str, replication_ip: str) -> None:
+        """Scale in: the node is no longer listed (entries DCS collected from it stay listed)."""
+        with self._lock:
+            instance = self._instances[instance_id]
+            instance.nodes = [n for n in instance.nodes if n.replication_ip != replication_ip]
+
     def store_final_logs(self, instance_ids: Optional[Iterable[str]] = None, threads: int = 4) -> int:
         """Write the finished days' logs of these instances' nodes (default: all) into the store now, for
         `reuse_final_logs` (a benchmark's set-up, so its measured collections only list them); returns how many."""
@@ -443,7 +481,7 @@ class DcsEmulator:
         with self._lock:
             instance = self._instances[instance_id]
             node = instance.node_by_ip(replication_ip)
-            if day not in instance.log_days:
+            if not instance.has_log(replication_ip, day):
                 raise KeyError(f"node {replication_ip} of {instance_id} has no log for {day}")
             size = instance.log_size_for(replication_ip, day)
         log = generate_day(f"{instance_id}/{replication_ip}", day, size, node.log_role)
@@ -527,7 +565,7 @@ class DcsEmulator:
                 time.sleep(delay)
             if op != "Download":  # a download link is presigned, not signed
                 self._authenticate(handler, params["project_id"], raw_query, body)
-            rule = self.faults.take(op, served.instance_id, REQUEST_FAULTS)
+            rule = self.faults.take(op, served.instance_id, REQUEST_FAULTS, served.replication_id)
             if rule is not None:
                 served.fault = rule.kind
                 if rule.kind == "drop":
@@ -659,9 +697,16 @@ class DcsEmulator:
                 node = instance.node_by_id(replication_id)
                 if node is None:
                     raise ApiError(400, "DCS.4800", "Invalid replicationId.")
-            log_days = set(instance.log_days)
+            if instance.serial_seconds is not None:
+                now = time.monotonic()
+                if now < instance.busy_until:
+                    raise ApiError(400, instance.serial_code, "A job of this instance is still running. Try again "
+                                                              "later.")
+                instance.busy_until = now + instance.serial_seconds
+            log_days = {d for d in instance.log_days if instance.has_log(node.replication_ip, d)}
             log_size = instance.log_size
-        failed = self.faults.take("CreateRedislog", instance.instance_id, ["fail_collection"]) is not None
+        failed = self.faults.take("CreateRedislog", instance.instance_id, ["fail_collection"],
+                                  replication_id) is not None
         self._collect(instance, node, query_time, log_days, log_size, failed)
         return Reply(204)
 
@@ -694,7 +739,8 @@ class DcsEmulator:
                 size = len(content)
             new_entries.append(LogEntry(
                 id=entry_id, instance_id=instance.instance_id, node=node, day=day, file_name=file_name,
-                status="failed" if failed else "succeed", visible_at=started + self.collection_delay,
+                status="failed" if failed else "succeed",
+                visible_at=started + max(self.collection_delay, instance.serial_seconds or 0.0),
                 object_key=key, size=size, partial=partial, collected_at=collected_at,
             ))
         with self._lock:

@@ -118,6 +118,15 @@ class Instance:
     deleted: bool = False
     entries: list[LogEntry] = field(default_factory=list)
     log_size_max: int = 0  # above log_size: each node-day's size is drawn between the two (log_size_for)
+    node_missing_days: dict[str, set[date]] = field(default_factory=dict)  # ip -> days that node logged nothing
+    # DCS may run one collection of an instance at a time: each takes `serial_seconds`, and a CreateRedislog
+    # meanwhile is refused with `serial_code` (DCS.4017, or its numeric twin 111400017)
+    serial_seconds: Optional[float] = None
+    serial_code: str = "DCS.4017"
+    busy_until: float = 0.0  # time.monotonic() until which the running collection holds the instance
+
+    def has_log(self, replication_ip: str, day: date) -> bool:
+        return day in self.log_days and day not in self.node_missing_days.get(replication_ip, set())
 
     def log_size_for(self, replication_ip: str, day: date) -> int:
         """The size of one node's log of one day: `log_size`, or with `log_size_max` above it a seeded,
@@ -174,11 +183,14 @@ class FaultRule:
     instance_id: Optional[str]
     retry_after: int
     fired: int = 0
+    replication_id: Optional[str] = None  # only calls naming this replica (CreateRedislog)
 
-    def matches(self, op: str, instance_id: Optional[str]) -> bool:
+    def matches(self, op: str, instance_id: Optional[str], replication_id: Optional[str] = None) -> bool:
         if self.op not in ("*", op):
             return False
         if FAULT_ONLY_FOR.get(self.kind, op) != op:
+            return False
+        if self.replication_id is not None and self.replication_id != replication_id:
             return False
         return self.instance_id is None or self.instance_id == instance_id
 
@@ -207,8 +219,10 @@ class FaultPlan:
         return self
 
     def add(self, op: str, kind: str, *, times: Optional[int] = None, rate: Optional[float] = None,
-            instance_id: Optional[str] = None, retry_after: int = 2) -> FaultRule:
-        """Arm a fault: for the next `times` matching calls, or a `rate` fraction of them, or (neither) always."""
+            instance_id: Optional[str] = None, retry_after: int = 2,
+            replication_id: Optional[str] = None) -> FaultRule:
+        """Arm a fault: for the next `times` matching calls, or a `rate` fraction of them, or (neither) always;
+        with `replication_id`, only the calls naming that replica (a refusal of one node's collection)."""
         _check_op(op)
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {FAULT_KINDS}")
@@ -217,7 +231,7 @@ class FaultPlan:
             raise ValueError(f"fault {kind!r} applies to {only} only")
         if rate is not None and not 0.0 <= rate <= 1.0:
             raise ValueError("rate is a fraction between 0 and 1")
-        rule = FaultRule(op, kind, times, rate, instance_id, retry_after)
+        rule = FaultRule(op, kind, times, rate, instance_id, retry_after, replication_id=replication_id)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -235,12 +249,13 @@ class FaultPlan:
         with self._lock:
             return self._latency.get(op, self._latency.get("*", 0.0))
 
-    def take(self, op: str, instance_id: Optional[str], kinds: Iterable[str]) -> Optional[FaultRule]:
+    def take(self, op: str, instance_id: Optional[str], kinds: Iterable[str],
+             replication_id: Optional[str] = None) -> Optional[FaultRule]:
         """The first armed rule of these kinds that fires for this call (its count is used up)."""
         kinds = set(kinds)
         with self._lock:
             for rule in self._rules:
-                if rule.kind not in kinds or rule.spent or not rule.matches(op, instance_id):
+                if rule.kind not in kinds or rule.spent or not rule.matches(op, instance_id, replication_id):
                     continue
                 if rule.rate is not None and self._rng.random() >= rule.rate:
                     continue
