@@ -297,7 +297,7 @@ def default_dcs_endpoint(region: str) -> str:
     from huaweicloudsdkdcs.v2.region.dcs_region import DcsRegion
 
     try:
-        return DcsRegion.value_of(region).endpoint.rstrip("/")
+        return DcsRegion.value_of(region).endpoints[0].rstrip("/")
     except KeyError:
         raise ConfigError(f"DCS_ENDPOINT: required: region {region} is not in the DCS SDK's region table; set "
                           "DCS_ENDPOINT to the region's DCS endpoint (https://dcs.<region>.<domain>)") from None

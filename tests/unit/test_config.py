@@ -248,6 +248,54 @@ def test_dcs_endpoint_overrides_the_region_default():
     assert cfg.obs_endpoint == "https://obs.cn-north-4.myhuaweicloud.com"
 
 
+@pytest.mark.parametrize("region", ["cn-north-4", "ap-southeast-3", "af-south-1", "la-south-2", "eu-west-101"])
+def test_default_dcs_endpoint_comes_from_the_dcs_sdk_region_table(region):
+    from huaweicloudsdkdcs.v2.region.dcs_region import DcsRegion
+
+    assert load_config(env(DCS_REGION=region)).dcs_endpoint == DcsRegion.static_fields[region].endpoints[0]
+
+
+def test_eu_west_101_uses_its_own_obs_domain_and_links_are_expected_there():
+    cfg = load_config(env(DCS_REGION="eu-west-101"))
+    assert cfg.obs_endpoint == "https://obs.eu-west-101.myhuaweicloud.eu"
+    assert cfg.link_host_suffixes == (".myhuaweicloud.eu",)
+
+
+def test_default_link_host_suffix_follows_the_obs_endpoint_domain():
+    assert load_config(env(OBS_ENDPOINT="https://obs.cn-north-4.myhuaweicloud.com")).link_host_suffixes == \
+        (".myhuaweicloud.com",)
+    assert load_config(env(OBS_ENDPOINT="https://obs.eu-west-101.myhuaweicloud.eu")).link_host_suffixes == \
+        (".myhuaweicloud.eu",)
+    # an address or a name of another form says nothing about the domain: the default domain
+    assert load_config(env(OBS_ENDPOINT="http://127.0.0.1:8333")).link_host_suffixes == (".myhuaweicloud.com",)
+    # set explicitly, it wins
+    assert load_config(env(DCS_REGION="eu-west-101", LINK_HOST_SUFFIXES=".example.net")).link_host_suffixes == \
+        (".example.net",)
+
+
+def test_unknown_region_without_dcs_endpoint_names_dcs_endpoint():
+    message = error_of(env(DCS_REGION="xx-moon-1"))
+    assert message.startswith("DCS_ENDPOINT: required") and "xx-moon-1" in message
+
+
+def test_unknown_region_without_obs_endpoint_names_obs_endpoint():
+    message = error_of(env(DCS_REGION="xx-moon-1", DCS_ENDPOINT="https://dcs.xx-moon-1.example.com"))
+    assert message.startswith("OBS_ENDPOINT: required") and "xx-moon-1" in message
+
+
+def test_a_region_the_obs_table_lacks_needs_only_obs_endpoint():
+    # eu-west-0 is in the DCS SDK's table but not in the OBS table this project carries
+    assert "OBS_ENDPOINT" in error_of(env(DCS_REGION="eu-west-0"))
+    cfg = load_config(env(DCS_REGION="eu-west-0", OBS_ENDPOINT="https://obs.eu-west-0.myhuaweicloud.com"))
+    assert cfg.dcs_endpoint == "https://dcs.eu-west-0.myhuaweicloud.com"
+
+
+def test_unknown_region_works_with_both_endpoints_set():
+    cfg = load_config(env(DCS_REGION="xx-moon-1", DCS_ENDPOINT="https://dcs.xx-moon-1.example.com",
+                          OBS_ENDPOINT="https://obs.xx-moon-1.example.com"))
+    assert cfg.region == "xx-moon-1" and cfg.link_host_suffixes == (".example.com",)
+
+
 # --- project id -----------------------------------------------------------------------------------------
 
 def test_project_id_falls_back_to_runtime_project_id():
