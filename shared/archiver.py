@@ -54,7 +54,7 @@ class Archiver:
             jobs.append(self._process_inline(request.inline_job))
         for ref in request.objects:
             jobs.append(self.process_object(ref))
-        summary = {"source": request.source, "jobs": jobs, **_totals(jobs),
+        summary = {"source": request.source, "jobs": jobs, **_totals(jobs), **self.deadline.report(),
                    "duration_s": round(time.monotonic() - started, 3)}
         self.log.info("archiver_summary", **summary)
         return summary

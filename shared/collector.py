@@ -57,7 +57,7 @@ class Collector:
 
     def run(self, request: CollectorRequest) -> dict:
         started = time.monotonic()
-        summary: dict = {"action": request.action, "source": request.source}
+        summary: dict = {"action": request.action, "source": request.source, **self.deadline.report()}
         summary["sweep"] = self._sweep()
         if request.action == "collect":
             summary.update(self._collect(request.instance_ids))

@@ -48,21 +48,41 @@ def credentials_from(context: Any, env: Optional[Mapping[str, str]] = None) -> C
 
 
 class Deadline:
-    """The invocation's time budget, from `getRemainingTimeInMilliSeconds()` less a safety margin."""
+    """The invocation's time budget, from `getRemainingTimeInMilliSeconds()` less a safety margin.
 
-    def __init__(self, remaining_seconds: Optional[float], margin_seconds: float = 0.0) -> None:
+    `fallback` says why the reported remaining time was not used, when it was not (for the summary line)."""
+
+    def __init__(self, remaining_seconds: Optional[float], margin_seconds: float = 0.0, *,
+                 fallback: Optional[str] = None) -> None:
         self._end = None if remaining_seconds is None else time.monotonic() + remaining_seconds - margin_seconds
+        self.fallback = fallback
 
     @classmethod
-    def from_context(cls, context: Any, margin_seconds: float) -> Deadline:
-        remaining = None
-        method = getattr(context, "getRemainingTimeInMilliSeconds", None)
-        if method is not None:
-            try:
-                remaining = float(method()) / 1000.0
-            except (TypeError, ValueError):
-                remaining = None
-        return cls(remaining, margin_seconds)
+    def from_context(cls, context: Any, margin_seconds: float,
+                     env: Optional[Mapping[str, str]] = None) -> Deadline:
+        """At the start of an invocation. A reported remaining time at or below the margin is not believed: a
+        public runtime implementation computes it from a timeout that defaults to 3 s when unset, which would
+        park every job at once. The function's configured timeout (`getRunningTimeInSeconds()`, else the
+        RUNTIME_TIMEOUT preset) is used instead, and `fallback` says so."""
+        env = os.environ if env is None else env
+        remaining = _number(context, "getRemainingTimeInMilliSeconds")
+        remaining = None if remaining is None else remaining / 1000.0
+        if remaining is None or remaining > margin_seconds:
+            return cls(remaining, margin_seconds)
+        timeout = _number(context, "getRunningTimeInSeconds")
+        source = "getRunningTimeInSeconds()"
+        if timeout is None:
+            timeout, source = _positive(env.get("RUNTIME_TIMEOUT")), "RUNTIME_TIMEOUT"
+        reported = f"the runtime reported {remaining:.1f} s remaining at the start, not above the " \
+                   f"{margin_seconds:g} s margin"
+        if timeout is None or timeout <= remaining:
+            return cls(remaining, margin_seconds, fallback=f"{reported}; no larger configured timeout to use")
+        return cls(timeout, margin_seconds,
+                   fallback=f"{reported}: the configured timeout {timeout:g} s ({source}) is used instead")
+
+    def report(self) -> dict:
+        """For the summary line: {"deadline_fallback": why} when the reported remaining time was not used."""
+        return {"deadline_fallback": self.fallback} if self.fallback else {}
 
     def remaining(self) -> float:
         """Seconds left before new work must stop (infinite off the platform without a context)."""
@@ -72,3 +92,21 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0.0
+
+
+def _number(context: Any, name: str) -> Optional[float]:
+    method = getattr(context, name, None)
+    if method is None:
+        return None
+    try:
+        return float(method())
+    except Exception:  # noqa: BLE001 - a value that is not a number, or a failing method, is as if absent
+        return None
+
+
+def _positive(raw: Optional[str]) -> Optional[float]:
+    try:
+        value = float(raw) if raw else None
+    except ValueError:
+        return None
+    return value if value is not None and value > 0 else None

@@ -352,3 +352,17 @@ def test_cold_storage_class_archives_multipart_and_single_put_files_without_copy
     assert len(initiated) == len(big.nodes)
     assert all(r.headers.get("x-amz-storage-class") == "GLACIER" for r in initiated)
     assert cloud.open_uploads() == []
+
+
+def test_an_implausibly_small_remaining_time_at_the_start_falls_back_to_the_timeout_and_says_so(cloud):
+    emu = cloud.emulator
+    inst = emu.add_instance(name="single", tags=TAGS, cache_mode="single")
+    cloud.run_collector(QUERY_TIME_AUTO="false")
+    (pending,) = cloud.queue_keys("pending")
+    # a runtime whose remaining time comes from an unset timeout (3 s) while the function's is 900 s
+    ctx = Context(timeout=900, echo_logs=False)
+    ctx.start -= 897
+    summary = cloud.archiver_handler()(obs_classic_event(cloud.queue_bucket, pending), ctx)
+    assert summary["jobs"][0]["outcome"] == "done", "not parked for want of time"
+    assert "configured timeout 900 s" in summary["deadline_fallback"]
+    assert cloud.archive_keys() == sorted(expected_files(cloud, inst, [cloud.yesterday()]))
