@@ -2,6 +2,7 @@
 
     run            the collector, then the archiver over the queue's pending jobs, in this process
     setup-buckets  create the archive and queue buckets if missing, with lifecycle rules (idempotent)
+    status         the node-day ledger as a table (exit 1 when a node-day is missing or failed)
 
 Configuration and credentials come from the same environment variables as the functions. Summaries go to
 stdout as JSON; progress goes to stderr, as short lines on a terminal and JSON lines otherwise.
@@ -14,15 +15,18 @@ import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional, Sequence
 
 from shared.buckets import Retention, SetupError, setup_buckets
 from shared.config import ConfigError, load_config
 from shared.events import CollectorRequest, ObjectRef
+from shared.ledger import FAILED, MISSING, LedgerStore, status_table, window
 from shared.logs import JsonLogger
 from shared.obs import Obs, ObsError
 from shared.obs import build_client as build_obs_client
 from shared.runtime import credentials_from
+from shared.selection import log_day
 from shared.wiring import build_archiver, build_collector
 
 _SHOWN = ("instance_id", "file", "key", "reason", "error", "outcome", "archived", "matched", "jobs_enqueued")
@@ -108,6 +112,33 @@ def cmd_setup_buckets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """The node-day ledgers as a table; exit 1 when a node-day in the range is missing or failed."""
+    config = load_config(needs_tags=False)
+    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    store = LedgerStore(obs, config.queue_bucket, config.queue_prefix)
+    today = date.fromisoformat(log_day(datetime.now(timezone.utc), config.log_timezone))
+    until = date.fromisoformat(args.until) if args.until else today - timedelta(days=1)
+    since = date.fromisoformat(args.since) if args.since else date.fromisoformat(window(today)[0])
+    days = [(since + timedelta(days=n)).isoformat() for n in range((until - since).days + 1)]
+    ledgers, unreadable = [], []
+    for instance_id, ledger, error in store.read_all():
+        if ledger is None:
+            unreadable.append(f"{instance_id}: {error}")
+        elif not args.instance or args.instance in (ledger.instance_id, ledger.instance_name):
+            ledgers.append(ledger)
+    if args.json:
+        print(json.dumps([ledger.to_dict() for ledger in ledgers], indent=1))
+    else:
+        print(status_table(ledgers, days, long=args.long))
+        for line in unreadable:
+            print(f"unreadable ledger {line}", file=sys.stderr)
+    states = [s for ledger in ledgers for _, _, s in ledger.node_days(days)]
+    print(f"{len(ledgers)} instance(s), {len(states)} node-days: "
+          + ", ".join(f"{states.count(s)} {s}" for s in ("archived", "no-log", FAILED, MISSING)), file=sys.stderr)
+    return 1 if unreadable or FAILED in states or MISSING in states else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,6 +159,13 @@ def parser() -> argparse.ArgumentParser:
     setup.add_argument("--done-expire-days", type=int, default=30, help="delete finished job records after "
                                                                         "N days (0: keep; default 30)")
     setup.set_defaults(func=cmd_setup_buckets)
+    status = sub.add_parser("status", help="the node-day ledger: every node's every day and its state")
+    status.add_argument("--instance", help="one instance, by id or name")
+    status.add_argument("--since", help="first day (yyyy-mm-dd; default: the oldest day DCS still holds)")
+    status.add_argument("--until", help="last day (yyyy-mm-dd; default: yesterday)")
+    status.add_argument("--long", action="store_true", help="one line per node-day, with key, size or reason")
+    status.add_argument("--json", action="store_true", help="the ledgers as JSON")
+    status.set_defaults(func=cmd_status)
     return p
 
 

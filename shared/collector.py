@@ -22,6 +22,7 @@ from shared.ledger import (
     query_time_for,
     up_to_date,
 )
+from shared.ledger import summary as ledger_summary
 from shared.logs import JsonLogger
 from shared.obs import ObsError
 from shared.runtime import Deadline
@@ -41,6 +42,7 @@ class InstanceOutcome:
     not_reached: bool = False
     up_to_date: bool = False
     deferred: int = 0  # replicas left in the job for the archiver to collect (refused or DCS busy)
+    node_days: Optional[dict] = None  # the ledger's counts before this run (None: no ledger yet)
     error: Optional[dict] = None
 
 
@@ -135,6 +137,14 @@ class Collector:
             "instances_failed": _capped([o.instance_id for o in outcomes if not o.job_key and not o.gone
                                          and not o.not_reached and not o.up_to_date]),
             "not_reached": _capped([o.instance_id for o in outcomes if o.not_reached]),
+            # the ledgers as this run found them: "is anything missing?" is one query on this line
+            "node_days": {state: sum((o.node_days or {}).get(state, 0) for o in outcomes)
+                          for state in ("archived", "no_log", "failed", "missing")},
+            "instances_missing_node_days": [
+                {"instance_id": o.instance_id, "name": o.name, "missing": o.node_days["missing"],
+                 "failed": o.node_days["failed"], "first": o.node_days["missing_node_days"][:3]}
+                for o in outcomes if o.node_days and (o.node_days["missing"] or o.node_days["failed"])][:ID_LIST_CAP],
+            "instances_without_ledger": len([o for o in outcomes if o.node_days is None and not o.gone]),
         }
 
     def _collect_instance(self, inst: Instance, mode: Optional[str]) -> InstanceOutcome:
@@ -146,6 +156,7 @@ class Collector:
             return outcome
         today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
         ledger = self._ledger(inst.instance_id, log)
+        outcome.node_days = ledger_summary(ledger, today) if ledger else None
         if self.config.query_time_auto and not self.config.archive_open_day and up_to_date(ledger, today):
             outcome.up_to_date = True
             log.info("instance_up_to_date", reason="every node's yesterday is archived or proven empty; nothing "

@@ -368,3 +368,52 @@ def archived_keys(ledger: Optional[Ledger]) -> set[str]:
         return set()
     return {rec["key"] for node in ledger.nodes.values() for rec in node.days.values()
             if rec.get("state") == ARCHIVED and rec.get("key")}
+
+
+# --- reading for people (pure) -------------------------------------------------------------------------
+
+MARKS = {ARCHIVED: "A", NO_LOG: "-", FAILED: "F", MISSING: "?"}
+
+
+def status_rows(ledger: Ledger, days: list[str]) -> list[dict]:
+    """One row per node: its identity and the state of each day it must account for ("" where not expected)."""
+    rows = []
+    for ip in sorted(ledger.nodes):
+        node = ledger.nodes[ip]
+        rows.append({"instance_id": ledger.instance_id, "instance_name": ledger.instance_name,
+                     "node": ip or "(single node)", "group": node.group, "role": node.role,
+                     "removed_on": node.removed_on, "last_error": node.last_error,
+                     "states": {d: (node.state(d) if node.expects(d) else "") for d in days},
+                     "records": {d: node.days[d] for d in days if d in node.days}})
+    return rows
+
+
+def status_table(ledgers: list[Ledger], days: list[str], *, long: bool = False) -> str:
+    """The ledgers as text: a grid of node x day (A archived, - no-log, F failed, ? missing), or with `long`
+    one line per node-day with its key, size or reason."""
+    lines = []
+    if not long:
+        lines.append("A archived   - no-log (proven empty)   F failed   ? missing   (blank: not expected)")
+        lines.append(f"{'instance':<28} {'node':<30} " + " ".join(d[5:] for d in days))
+    for ledger in ledgers:
+        name = f"{ledger.instance_name or '?'} ({ledger.instance_id[:8]})"
+        for row in status_rows(ledger, days):
+            node = f"{row['node']} {row['group']} {row['role']}".strip()
+            if row["removed_on"]:
+                node += f" (gone {row['removed_on'][5:]})"
+            if not long:
+                cells = " ".join(f"{MARKS.get(row['states'][d], ' '):<5}" for d in days)
+                lines.append(f"{name:<28.28} {node:<30.30} {cells}".rstrip())
+                continue
+            for day in days:
+                state = row["states"][day]
+                if not state:
+                    continue
+                rec = row["records"].get(day, {})
+                detail = rec.get("key") or rec.get("reason") or ""
+                if state == ARCHIVED and rec.get("bytes_in") is not None:
+                    detail += f" {rec['bytes_in']} B sha256={str(rec.get('sha256'))[:12]}"
+                if state == MISSING and row["last_error"] and not rec.get("reason"):
+                    detail = f"last refusal: {row['last_error']}"
+                lines.append(f"{name}\t{row['node']}\t{day}\t{state}\t{detail}".rstrip())
+    return "\n".join(lines)

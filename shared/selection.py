@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Iterable
 
 from shared.dcs import LogEntry
-from shared.keys import PARTIAL_SUFFIX, FileKey, file_key, has_any, is_day
+from shared.keys import FileKey, file_key, has_any, is_day
 
 SUCCEED, FAILED = "succeed", "failed"
 TERMINAL = (SUCCEED, FAILED)
@@ -63,7 +63,6 @@ def is_settled(entries: Iterable[LogEntry]) -> bool:
     return all(e.status in TERMINAL for e in entries)
 
 
-QUERY_TIMES = (0, 1, 3, 7)
 RETENTION_DAYS = 7  # DCS keeps run-log files for 7 days
 
 
@@ -71,25 +70,6 @@ def recent_marker(instance_prefix: str, today: date) -> str:
     """A listing marker that skips the instance's archive keys older than DCS's retention window: archive keys
     sort by day, so one LIST from here sees every day a job can still act on, however long the history."""
     return f"{instance_prefix}{(today - timedelta(days=RETENTION_DAYS + 1)).isoformat()}"
-
-
-def archived_days(keys: Iterable[str], instance_prefix: str) -> set[str]:
-    """The days that have at least one final archive object."""
-    days = set()
-    for key in keys:
-        day = key[len(instance_prefix):].split("/", 1)[0]
-        if key.startswith(instance_prefix) and is_day(day) and PARTIAL_SUFFIX not in key.rsplit("/", 1)[-1]:
-            days.add(day)
-    return days
-
-
-def query_time_for(days_archived: set[str], today: date, minimum: int) -> int:
-    """The collection window that reaches back to the day after the newest archived day (all of the 7 kept
-    days on a first run): a first deployment, or a run after an outage, catches up by itself."""
-    newest = max((d for d in days_archived if d < today.isoformat()), default=None)
-    missing = RETENTION_DAYS if newest is None else (today - date.fromisoformat(newest)).days - 1
-    needed = max(minimum, missing)
-    return next((q for q in QUERY_TIMES if q >= needed), QUERY_TIMES[-1])
 
 
 def plan_copies(entries: Iterable[LogEntry], *, entries_before: Iterable[str], collection_day: str,

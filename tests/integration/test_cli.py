@@ -87,3 +87,32 @@ def test_run_with_a_missing_variable_names_it(cloud):
     assert done.returncode == 2
     assert done.stderr.strip() == "error: ARCHIVE_BUCKET: required (the long-term bucket's name)"
     assert cloud.emulator.requests == []
+
+
+def test_status_prints_every_node_day_and_exits_1_while_one_is_missing(cloud):
+    emu = cloud.emulator
+    single = emu.add_instance(name="orders-cache", tags=TAGS, cache_mode="single")
+    ha = emu.add_instance(name="session-store", tags=TAGS, cache_mode="ha", replicas=2)
+    standby = ha.nodes[1]
+    emu.faults.add("CreateRedislog", "error500", replication_id=standby.replication_id)
+    env = {"API_MAX_RETRIES": "0", "COLLECT_POLL_SECONDS": "0.1"}
+    cloud.run_collector(**env)
+    for delivery in cloud.trigger(**env).drain():
+        assert delivery.ok, delivery.traceback
+    days = cloud.final_days(ha.instance_id)[-7:]
+    shown = cli(cloud, "status", "--since", days[0], "--until", days[-1])
+    assert shown.returncode == 1, shown.stderr
+    rows = {line.split()[2]: line for line in shown.stdout.splitlines() if line.startswith(("orders", "session"))}
+    assert set(rows) == {single.nodes[0].replication_ip, *(n.replication_ip for n in ha.nodes)}
+    assert rows[ha.nodes[0].replication_ip].split()[-7:] == ["A"] * 7
+    assert rows[standby.replication_ip].split()[-7:] == ["?"] * 7
+    assert f"{3 * 7} node-days: 14 archived, 0 no-log, 0 failed, 7 missing" in shown.stderr
+
+    long = cli(cloud, "status", "--instance", "session-store", "--long", "--since", days[-1], "--until", days[-1])
+    lines = long.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("session-store") for line in lines)
+    (missing,) = [line for line in lines if "\tmissing\t" in line]
+    assert "DCS.5000" in missing, "the reason the node-day is missing"
+
+    only_single = cli(cloud, "status", "--instance", single.instance_id, "--since", days[0], "--until", days[-1])
+    assert only_single.returncode == 0 and "session-store" not in only_single.stdout

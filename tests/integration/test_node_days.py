@@ -103,6 +103,11 @@ def test_a_standby_refused_all_day_is_archived_by_a_later_run_and_never_judged_u
     assert ledger.nodes[standby.replication_ip].state(cloud.yesterday()) == MISSING
     assert "DCS.5000" in ledger.nodes[standby.replication_ip].last_error
     assert all(ledger.nodes[inst.nodes[0].replication_ip].state(d) == ARCHIVED for d in window(emu.today()))
+    # "is anything missing?" is one field of the collector's summary line
+    summary = cloud.run_collector(**FAST)
+    assert summary["node_days"] == {"archived": 7, "no_log": 0, "failed": 0, "missing": 7}
+    (named,) = summary["instances_missing_node_days"]
+    assert named["instance_id"] == inst.instance_id and named["missing"] == 7
     # the fault ends; the next day's run asks for the standby only, back to its oldest missing day
     rule.times = rule.fired
     emu.clock.advance(days=1)
