@@ -3,6 +3,9 @@
     run            the collector, then the archiver over the queue's pending jobs, in this process
     setup-buckets  create the archive and queue buckets if missing, with lifecycle rules (idempotent)
     status         the node-day ledger as a table (exit 1 when a node-day is missing or failed)
+    ls             an instance's archived node-days: state, sizes, digest counts
+    get            an instance's archived lines, decompressed (--merge: all nodes in time order)
+    grep           search an instance's archived lines, many files in parallel
 
 Configuration and credentials come from the same environment variables as the functions. Summaries go to
 stdout as JSON; progress goes to stderr, as short lines on a terminal and JSON lines otherwise.
@@ -12,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date, datetime, timedelta, timezone
@@ -139,6 +144,201 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 1 if unreadable or FAILED in states or MISSING in states else 0
 
 
+# --- reading the archive back: ls, get, grep (shared/readback.py) -----------------------------------------
+def _reader(args: argparse.Namespace, on_bytes: Any = None) -> tuple[Any, str, Optional[str], str]:
+    """(ArchiveReader, instance id, instance name, today) for the --instance given (an id or a name)."""
+    from shared.readback import ArchiveReader
+
+    config = load_config(needs_tags=False)
+    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    reader = ArchiveReader(obs, config.archive_bucket, config.archive_prefix, workers=args.workers,
+                           on_bytes=on_bytes)
+    today = log_day(datetime.now(timezone.utc), config.log_timezone)
+    instance_id, name = reader.resolve(args.instance, date.fromisoformat(today))
+    return reader, instance_id, name, today
+
+
+def _days(args: argparse.Namespace, today: str) -> tuple[Optional[str], Optional[str]]:
+    from shared.readback import resolve_day
+
+    now = date.fromisoformat(today)
+    since = resolve_day(args.since, now) if args.since else None
+    until = resolve_day(args.until, now) if args.until else None
+    if since and until and since > until:
+        raise ValueError(f"--since {since} is after --until {until}")
+    return since, until
+
+
+def _progress(total: int, what: str) -> Any:
+    """A progress bar on stderr for a long read (tqdm), or None: quiet when stderr is not a terminal, and when
+    tqdm is not installed (it is a dev/CLI dependency, never shipped in the functions' packages)."""
+    if total <= 0 or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=what, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                leave=False, dynamic_ncols=True)
+
+
+class _Bytes:
+    """Counts stored bytes read, from the reader's threads, into a progress bar set once the total is known."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            with self.lock:
+                self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _readback_errors(fn: Any) -> Any:
+    """The read-back commands' own errors: a bad argument or unknown instance (2), an unreadable object (3),
+    and a reader that closed the pipe (`| head`): output stops quietly."""
+    def run(args: argparse.Namespace) -> int:
+        from shared.readback import ReadError
+
+        try:
+            return fn(args)
+        except (LookupError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except ReadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return 0
+    return run
+
+
+def _size(n: Optional[int]) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@_readback_errors
+def cmd_ls(args: argparse.Namespace) -> int:
+    """The node-days of one instance: state, sizes and the digest's counts (from the object's metadata)."""
+    from shared.digest import notable
+    from shared.readback import labels
+
+    reader, instance_id, name, today = _reader(args)
+    since, until = _days(args, today)
+    rows = reader.node_days(instance_id, since, until)
+    name = name or next((r.instance_name for r in rows if r.instance_name), None)
+    label = labels(rows)
+    if args.json:
+        for r in rows:
+            print(json.dumps({**r.as_dict(), "label": label[r.key]}, sort_keys=True))
+        return 0
+    print(f"instance {instance_id}" + (f" ({name})" if name else "") + f": {len(rows)} node-days, "
+          f"{len({r.day for r in rows})} days, {_size(sum(r.original_size or 0 for r in rows))} of logs, "
+          f"{_size(sum(r.stored_size for r in rows))} stored")
+    width = max([len(v) for v in label.values()] + [4])
+    print(f"{'day':<10}  {'node':<{width}}  {'state':<8}  {'size':>10}  {'stored':>10}  {'lines':>8}  events")
+    for r in rows:
+        d = r.digest
+        events = " ".join(f"{c}={n}" for c, n in notable(d).items()) if d else "-"
+        lines = str(d["lines"]) if d else "-"
+        print(f"{r.day:<10}  {label[r.key]:<{width}}  {r.state:<8}  {_size(r.original_size):>10}  "
+              f"{_size(r.stored_size):>10}  {lines:>8}  {events or '.'}")
+    return 0
+
+
+@_readback_errors
+def cmd_get(args: argparse.Namespace) -> int:
+    """The lines of the node-days asked for, on stdout: file after file as archived (byte for byte), or with
+    --merge every node of each day interleaved in time order, each line prefixed by its node."""
+    from shared.readback import labels, merge, ordered_parallel, select
+
+    counter = _Bytes()
+    reader, instance_id, _, today = _reader(args, on_bytes=counter)
+    since, until = _days(args, today)
+    every = reader.node_days(instance_id, since, until, metadata=False)
+    label = labels(every)
+    rows = select(every, nodes=args.node or ())
+    if not rows:
+        print(f"no archived node-day of {instance_id} matches", file=sys.stderr)
+        return 1
+    out = sys.stdout.buffer
+    counter.bar = _progress(sum(r.stored_size for r in rows), "get")
+    try:
+        if args.merge:
+            for day in sorted({r.day for r in rows}):
+                of_day = [r for r in rows if r.day == day]
+                out.writelines(merge([(label[r.key], reader.lines(r)) for r in of_day], day))
+        else:
+            def produce(row: Any, put: Any) -> None:
+                for chunk in reader.chunks(row):
+                    put(chunk)
+
+            for _, chunks in ordered_parallel(rows, produce, args.workers, depth=4):
+                for chunk in chunks:
+                    out.write(chunk)
+        out.flush()
+    finally:
+        counter.close()
+    return 0
+
+
+@_readback_errors
+def cmd_grep(args: argparse.Namespace) -> int:
+    """Lines matching a regex in many node-days, searched in parallel; each hit printed after its day and node
+    (`-c`: the count per node-day). Exit 0 when something matched, 1 when nothing did (as grep)."""
+    from shared.readback import compile_pattern, grep_lines, labels, ordered_parallel, select
+
+    pattern = compile_pattern(args.pattern, args.ignore_case)
+    counter = _Bytes()
+    reader, instance_id, _, today = _reader(args, on_bytes=counter)
+    since, until = _days(args, today)
+    every = reader.node_days(instance_id, since, until, metadata=False)
+    label = labels(every)
+    rows = select(every, nodes=args.node or ())
+    out = sys.stdout.buffer
+    counter.bar = _progress(sum(r.stored_size for r in rows), "grep")
+    total = 0
+
+    def produce(row: Any, put: Any) -> None:
+        batch, count = [], 0
+        for line in grep_lines(reader.chunks(row), pattern):
+            count += 1
+            if not args.count:
+                batch.append(line)
+                if len(batch) >= 256:
+                    put(batch)
+                    batch = []
+        put(batch if not args.count else count)
+
+    try:
+        for row, results in ordered_parallel(rows, produce, args.workers, depth=8):
+            head = f"{row.day} {label[row.key]}".encode()
+            for item in results:
+                if args.count:
+                    total += item
+                    out.write(head + f" {item}\n".encode())
+                else:
+                    total += len(item)
+                    out.writelines(head + b" " + line for line in item)
+        out.flush()
+    finally:
+        counter.close()
+    print(f"{total} matching line(s) in {len(rows)} node-day(s)", file=sys.stderr)
+    return 0 if total else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,6 +366,32 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--long", action="store_true", help="one line per node-day, with key, size or reason")
     status.add_argument("--json", action="store_true", help="the ledgers as JSON")
     status.set_defaults(func=cmd_status)
+    ls = sub.add_parser("ls", help="an instance's archived node-days: state, sizes, digest counts")
+    ls.add_argument("--instance", required=True, help="instance id, or its name")
+    ls.add_argument("--since", help="first day: yyyy-mm-dd, today, yesterday or -N (days ago); default: the first")
+    ls.add_argument("--until", help="last day (same forms); default: the last")
+    ls.add_argument("--json", action="store_true", help="one JSON object per node-day")
+    ls.add_argument("--workers", type=int, default=8, help="requests at once (default 8)")
+    ls.set_defaults(func=cmd_ls)
+    get = sub.add_parser("get", help="the archived lines of an instance, decompressed, on stdout")
+    get.add_argument("--instance", required=True, help="instance id, or its name")
+    get.add_argument("--since", required=True, help="first day: yyyy-mm-dd, today, yesterday or -N (days ago)")
+    get.add_argument("--until", help="last day (same forms); default: the last archived")
+    get.add_argument("--node", action="append", help="only this node: its IP, group/IP or group (repeatable)")
+    get.add_argument("--merge", action="store_true", help="interleave the nodes of each day in time order, each "
+                                                          "line prefixed by its node")
+    get.add_argument("--workers", type=int, default=4, help="files read ahead at once (default 4)")
+    get.set_defaults(func=cmd_get)
+    grep = sub.add_parser("grep", help="search an instance's archived lines (Python regex), files in parallel")
+    grep.add_argument("pattern", help="a regular expression (Python syntax); ^ and $ match at line ends")
+    grep.add_argument("--instance", required=True, help="instance id, or its name")
+    grep.add_argument("--since", required=True, help="first day: yyyy-mm-dd, today, yesterday or -N (days ago)")
+    grep.add_argument("--until", help="last day (same forms); default: the last archived")
+    grep.add_argument("--node", action="append", help="only this node: its IP, group/IP or group (repeatable)")
+    grep.add_argument("-i", "--ignore-case", action="store_true", help="ignore case")
+    grep.add_argument("-c", "--count", action="store_true", help="print the count of matching lines per node-day")
+    grep.add_argument("--workers", type=int, default=8, help="files searched at once (default 8)")
+    grep.set_defaults(func=cmd_grep)
     return p
 
 

@@ -209,6 +209,25 @@ def head_time(line: bytes, day: date) -> Optional[str]:
     return _iso(m, day) if m else None
 
 
+class LineClock:
+    """`head_time` for many lines of one file: the date part is worked out once per distinct (day, month, year)."""
+
+    def __init__(self, day: date) -> None:
+        self.day = day
+        self._dates: dict[tuple, Optional[str]] = {}
+
+    def __call__(self, line: bytes) -> Optional[str]:
+        m = _HEAD.match(line)
+        if m is None:
+            return None
+        dated = m.group(1, 2, 3)
+        prefix = self._dates.get(dated)
+        if prefix is None and dated not in self._dates:
+            iso = _iso(m, self.day)
+            prefix = self._dates[dated] = iso[:11] if iso else None
+        return prefix + m.group(4).decode() if prefix else None
+
+
 def _iso(m: re.Match, day: date) -> Optional[str]:
     dd, mon, yyyy, clock = m.groups()
     month = MONTHS.get(mon)
