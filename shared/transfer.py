@@ -2,13 +2,15 @@
 
 The download (with SHA-256) runs in the calling thread; a packer thread compresses (gzip, optional) and cuts
 parts, which go through a small bounded queue to uploader threads, so download, compression and upload overlap
-while memory stays at a few parts. An output that stays within the single-PUT threshold is written with one PUT,
-which carries the original size and the SHA-256 in the object's metadata; a larger one becomes a multipart
-upload, initiated with what is known then (the original size, from Content-Length) and completed only after
-the byte count is verified, and aborted on any error, so a half-written object never stands under the archive
-key. A multipart object's SHA-256 is known only after its last byte: it is returned in the CopyResult for the
-job's record and the ledger. It is never sealed on afterwards by copying the object onto itself: OBS refuses
-to copy an Archive (COLD) object (error code page obs_errorcode_0010, InvalidObjectState).
+while memory stays at a few parts; an optional tap sees the original bytes on a thread of its own.
+
+An output that stays within the single-PUT threshold is written with one PUT, which carries the original size
+and the SHA-256 in the object's metadata; a larger one becomes a multipart upload, initiated with what is known
+then (the original size, from Content-Length) and completed only after the byte count is verified, and aborted
+on any error, so a half-written object never stands under the archive key. A multipart object's SHA-256 is
+known only after its last byte: it is returned in the CopyResult for the job's record and the ledger. It is
+never sealed on afterwards by copying the object onto itself: OBS refuses to copy an Archive (COLD) object
+(error code page obs_errorcode_0010, InvalidObjectState).
 """
 
 from __future__ import annotations
@@ -154,15 +156,13 @@ class _Packer(threading.Thread):
 
     def __init__(self, obs: Obs, bucket: str, key: str, *, known_large: bool, compression: str, level: int,
                  part_size: int, single_put_max: int, metadata: dict, content_type: str,
-                 storage_class: Optional[str], uploader_threads: int,
-                 tap: Optional[Callable[[bytes], None]]) -> None:
+                 storage_class: Optional[str], uploader_threads: int) -> None:
         super().__init__(daemon=True)
         self.obs, self.bucket, self.key = obs, bucket, key
         self.known_large, self.part_size, self.single_put_max = known_large, part_size, single_put_max
         self.uploader_threads = uploader_threads
         self.metadata, self.content_type, self.storage_class = metadata, content_type, storage_class
         self.compressor = _Compressor(compression, level)
-        self.tap, self.tap_error = tap, None
         self.chunks: queue.Queue = queue.Queue(maxsize=CHUNK_QUEUE)
         self.buffer = bytearray()
         self.bytes_out = 0
@@ -178,7 +178,6 @@ class _Packer(threading.Thread):
                 return
             if self.error is not None:
                 continue  # keep draining, so the caller never blocks on a full queue
-            self._feed_tap(chunk)
             try:
                 self.buffer += self.compressor.feed(chunk)
                 if len(self.buffer) >= self.part_size and (
@@ -186,14 +185,6 @@ class _Packer(threading.Thread):
                     self._cut()
             except BaseException as exc:  # noqa: BLE001 - handed to the copying thread
                 self.error = exc
-
-    def _feed_tap(self, chunk: bytes) -> None:
-        if self.tap is None or self.tap_error is not None:
-            return
-        try:
-            self.tap(chunk)
-        except Exception as exc:  # noqa: BLE001 - a failing observer must not cost the archive copy
-            self.tap_error = f"{type(exc).__name__}: {exc}"[:300]
 
     def put(self, chunk: bytes) -> None:
         if self.error is not None:
@@ -227,6 +218,39 @@ class _Packer(threading.Thread):
         return tail
 
 
+class _TapFeeder(threading.Thread):
+    """Calls the tap with each original chunk, in order, on its own thread: a tap that holds the GIL (a regex
+    scan) then overlaps with compression, which releases it, instead of adding to it on the packer thread."""
+
+    def __init__(self, tap: Callable[[bytes], None]) -> None:
+        super().__init__(daemon=True)
+        self.tap = tap
+        self.chunks: queue.Queue = queue.Queue(maxsize=CHUNK_QUEUE)
+        self.error: Optional[str] = None
+
+    def run(self) -> None:
+        while True:
+            chunk = self.chunks.get()
+            if chunk is None:
+                return
+            if self.error is not None:
+                continue
+            try:
+                self.tap(chunk)
+            except Exception as exc:  # noqa: BLE001 - a failing observer must not cost the archive copy
+                self.error = f"{type(exc).__name__}: {exc}"[:300]
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is None:
+            self.chunks.put(chunk)
+
+    def stop(self) -> Optional[str]:
+        """Wait until every queued chunk has been fed; the tap's error, if any."""
+        self.chunks.put(None)
+        self.join()
+        return self.error
+
+
 def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: str, *,
               metadata: dict, compression: str = "gzip", level: int = 6, part_size: int = 16 * 2**20,
               single_put_max: int = 16 * 2**20, storage_class: Optional[str] = None,
@@ -234,9 +258,9 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
               tap: Optional[Callable[[bytes], None]] = None) -> CopyResult:
     """Copy the file behind `url` to `bucket/key`; raise CopyError (after cleaning up) on any failure.
 
-    `tap`, if given, is called with every downloaded chunk of the original bytes, in order, on the packer
-    thread (before compression). An attempt that fails has fed part of the file: give each attempt a fresh tap.
-    An exception from it is kept in CopyResult.tap_error and does not fail the copy.
+    `tap`, if given, is called with every downloaded chunk of the original bytes, in order, on a thread of its
+    own, and has seen them all when this returns. An attempt that fails has fed part of the file: give each
+    attempt a fresh tap. An exception from it is kept in CopyResult.tap_error and does not fail the copy.
     """
     content_type = "application/gzip" if compression == "gzip" else "text/plain"
     try:
@@ -254,8 +278,11 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
                          known_large=compression == "none" and expected is not None and expected > single_put_max,
                          compression=compression, level=level, part_size=part_size, single_put_max=single_put_max,
                          metadata=initial, content_type=content_type, storage_class=storage_class,
-                         uploader_threads=uploader_threads, tap=tap)
+                         uploader_threads=uploader_threads)
         packer.start()
+        feeder = _TapFeeder(tap) if tap is not None else None
+        if feeder is not None:
+            feeder.start()
         sha, bytes_in, stopped = hashlib.sha256(), 0, False
         try:
             while True:
@@ -268,8 +295,11 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
                 bytes_in += len(chunk)
                 sha.update(chunk)
                 packer.put(chunk)
+                if feeder is not None:
+                    feeder.put(chunk)
             stopped = True
             packer.stop()
+            tap_error = feeder.stop() if feeder is not None else None
             if expected is not None and bytes_in != expected:
                 raise CopyError(f"download truncated: {bytes_in} of {expected} bytes")
             tail = packer.finish()
@@ -277,7 +307,7 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
             if packer.uploader is None:
                 sealed = {**metadata, "original-size": str(bytes_in), "sha256": digest}
                 _put_with_retry(obs, bucket, key, tail, sealed, content_type, storage_class)
-                return CopyResult(key, bytes_in, len(tail), digest, False, True, packer.tap_error)
+                return CopyResult(key, bytes_in, len(tail), digest, False, True, tap_error)
             uploader = packer.uploader
             if tail:
                 packer.parts += 1
@@ -289,13 +319,15 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
             obs.complete_multipart(bucket, key, packer.upload_id,
                                    [uploader.etags[n] for n in range(1, packer.parts + 1)])
             packer.upload_id = None
-            return CopyResult(key, bytes_in, packer.bytes_out, digest, True, False, packer.tap_error)
+            return CopyResult(key, bytes_in, packer.bytes_out, digest, True, False, tap_error)
         except BaseException as exc:
             if not stopped:
                 try:
                     packer.stop()
                 except BaseException:  # noqa: BLE001 - the first error is the one reported
                     pass
+            if feeder is not None and feeder.is_alive():
+                feeder.stop()
             _abort(obs, bucket, key, packer.upload_id, packer.uploader)
             if isinstance(exc, ObsError):
                 raise CopyError(f"upload failed: {exc}") from exc

@@ -2,9 +2,15 @@
 
 One deterministic Redis-log-like byte stream (8 distinct generated day logs of 64 MiB, cycled) is put in
 SeaweedFS once per size. For each size and run: (a) the presigned link read to nowhere with `requests`, (b) the
-same bytes uploaded from memory with esdk-obs-python multipart (same part size, same 2 upload threads; the
-in-memory pool is reused for sizes above it), (c) zlib at the same level over the same bytes, in-process, in
-1 MiB chunks; and the copy itself, each in a fresh interpreter (`copy_child`) that reports its peak RSS.
+same bytes uploaded from memory with esdk-obs-python multipart (8 MiB parts, as many upload threads as the copy,
+the client built as the function builds it; the in-memory pool is reused for sizes above it), (c) zlib at the
+same level over the same bytes, in-process, in 1 MiB chunks; and the copy itself, each in a fresh interpreter
+(`copy_child`) that reports its peak RSS.
+
+The copy runs with the configuration's defaults (PART_SIZE_MB, SINGLE_PUT_MAX_MB) and shared.transfer's upload
+thread count; BENCH_PART_MB, BENCH_SINGLE_PUT_MB and BENCH_UPLOAD_THREADS measure other values, BENCH_SIZES_MB
+other sizes (e.g. `64,512`). BENCH_TAP=digest passes the archiver's tap (shared.digest.Digest.feed) to the copy,
+BENCH_TAP=none none.
 """
 
 from __future__ import annotations
@@ -17,26 +23,36 @@ import sys
 import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from datetime import date, timedelta
 from typing import Iterator
 
 import requests
 from obs import CompleteMultipartUploadRequest, CompletePart
 
+from shared.config import Config
+from shared.obs import build_client
+from shared.runtime import Credentials
+from shared.transfer import UPLOAD_THREADS as COPY_UPLOAD_THREADS
 from tests.bench.common import ROOT, MiB, Row, median, progress, quick, runs, timed
 from tests.localcloud.redislog_text import generate_day
 
-PART = 8 * MiB  # the archiver's default PART_SIZE_MB
-# the copy's own part size (BENCH_PART_MB, to measure another PART_SIZE_MB); the baselines keep PART
-COPY_PART = int(os.environ.get("BENCH_PART_MB", str(PART // MiB))) * MiB
-LEVEL = 6  # the archiver's default GZIP_LEVEL
+_DEFAULTS = {f.name: f.default for f in fields(Config)}
+PART = 8 * MiB  # the baselines' part size (the pool is cut in parts of this size)
+# the copy's own settings: the configuration's defaults, or the BENCH_* values to measure others
+COPY_PART = int(os.environ.get("BENCH_PART_MB", str(_DEFAULTS["part_size"] // MiB))) * MiB
+SINGLE_PUT = int(os.environ.get("BENCH_SINGLE_PUT_MB", str(_DEFAULTS["single_put_max"] // MiB))) * MiB
+UPLOAD_THREADS = int(os.environ.get("BENCH_UPLOAD_THREADS", str(COPY_UPLOAD_THREADS)))
+TAP = os.environ.get("BENCH_TAP", "digest")
+LEVEL = _DEFAULTS["gzip_level"]
 BLOCK = 64 * MiB
 READ_CHUNK = MiB
-UPLOAD_THREADS = 2  # shared.transfer.UPLOAD_THREADS
 RSS_TARGET_MB = 150
 
 
 def sizes() -> list[int]:
+    if os.environ.get("BENCH_SIZES_MB"):
+        return [int(v) * MiB for v in os.environ["BENCH_SIZES_MB"].split(",")]
     return [32 * MiB, 128 * MiB] if quick() else [64 * MiB, 512 * MiB, 2048 * MiB]
 
 
@@ -120,7 +136,7 @@ def gzip_parts(pool: list[bytes], size: int) -> list[bytes]:
 def run_child(seaweed, url: str, bucket: str, key: str, compression: str) -> dict:
     spec = {"ak": seaweed.access_key, "sk": seaweed.secret_key, "endpoint": seaweed.endpoint, "url": url,
             "bucket": bucket, "key": key, "compression": compression, "level": LEVEL, "part_size": COPY_PART,
-            "single_put_max": PART}
+            "single_put_max": SINGLE_PUT, "threads": UPLOAD_THREADS, "tap": TAP}
     proc = subprocess.run([sys.executable, "-m", "tests.bench.copy_child", json.dumps(spec)], cwd=ROOT,
                           capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
@@ -136,7 +152,7 @@ def bench_copy(seaweed) -> list[Row]:
     wanted = sizes()
     n_runs = runs()
     free = shutil.disk_usage(tempfile.gettempdir()).free
-    # the sources, plus one run's outputs (copy, copy's metadata rewrite, baseline upload) before they are deleted
+    # the sources, plus one run's outputs (copy, baseline upload) before they are deleted
     need = int(sum(wanted) * 5)
     dropped = []
     while wanted and need > free * 0.8:
@@ -145,7 +161,9 @@ def bench_copy(seaweed) -> list[Row]:
     if dropped:
         progress(f"disk: {free / 2**30:.1f} GiB free in {tempfile.gettempdir()}: dropped sizes "
                  f"{[d // MiB for d in dropped]} MiB")
-    client = seaweed.client()
+    client = seaweed.client()  # for setup
+    # the baselines' uploads with the client the function builds (certificates, kept-alive connections)
+    uploader = build_client(seaweed.endpoint, Credentials(seaweed.access_key, seaweed.secret_key), path_style=True)
     session = requests.Session()
     rows: list[Row] = []
     try:
@@ -169,18 +187,18 @@ def bench_copy(seaweed) -> list[Row]:
                 seconds, got = timed(download_to_null, session, url)
                 assert got == size, (got, size)
                 t["a"].append(seconds)
-                seconds, _ = timed(multipart_upload, client, bucket, "baseline-none.log", stream_parts(pool, size))
+                seconds, _ = timed(multipart_upload, uploader, bucket, "baseline-none.log", stream_parts(pool, size))
                 t["b_none"].append(seconds)
                 client.deleteObject(bucket, "baseline-none.log")
                 result = run_child(seaweed, url, bucket, "copy-none.log", "none")
-                assert result["bytes_in"] == size and result["multipart"], result
+                assert result["bytes_in"] == size and result["multipart"] == (size > SINGLE_PUT), result
                 t["none"].append(result["seconds"])
                 rss["none"].append(result)
                 client.deleteObject(bucket, "copy-none.log")
                 seconds, parts = timed(gzip_parts, pool, size)
                 t["c"].append(seconds)
                 compressed = parts
-                seconds, _ = timed(multipart_upload, client, bucket, "baseline-gzip.log.gz", iter(compressed),
+                seconds, _ = timed(multipart_upload, uploader, bucket, "baseline-gzip.log.gz", iter(compressed),
                                    content_type="application/gzip")
                 t["b_gzip"].append(seconds)
                 client.deleteObject(bucket, "baseline-gzip.log.gz")
@@ -213,6 +231,9 @@ def bench_copy(seaweed) -> list[Row]:
     finally:
         session.close()
         client.close()
+    settings = f"PART_SIZE_MB {COPY_PART // MiB}, SINGLE_PUT_MAX_MB {SINGLE_PUT // MiB}, {UPLOAD_THREADS} upload " \
+               f"threads, tap {TAP}"
+    rows.append(Row("copy", "settings", settings, f"baselines: {PART // MiB} MiB parts", None, "", None))
     if dropped:
         rows.append(Row("copy", f"sizes {[d // MiB for d in dropped]} MiB dropped", "not enough disk", "", None,
                         "", None))
