@@ -149,7 +149,10 @@ def resolve_day(text: str, today: date) -> str:
     """A day argument: yyyy-mm-dd, `today`, `yesterday` or -N (N days before today)."""
     text = text.strip()
     if is_day(text):
-        return text
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError as exc:
+            raise ValueError(f"{text!r}: not a day ({exc}); a day is yyyy-mm-dd, today, yesterday or -N") from exc
     if text == "today":
         return today.isoformat()
     if text == "yesterday":
@@ -388,7 +391,9 @@ class ArchiveReader:
         object for its metadata). The node-day ledger (shared/ledger.py) can take this place once it carries
         sizes and digests; everything else works on the rows."""
         base = instance_prefix(self.prefix, instance_id)
-        start_after = f"{base}{since}" if since else None  # keys of `since` sort after this
+        # start after the day before `since`: listed from there by OBS (keys sort after their prefix), from
+        # `since` by SeaweedFS (which skips every key under a marker that is a key's prefix); select() trims
+        start_after = f"{base}{(date.fromisoformat(since) - timedelta(days=1)).isoformat()}" if since else None
         listed = []
         for obj in self.obs.list(self.bucket, base, start_after=start_after):
             if until is not None and obj.key[len(base):len(base) + 10] > until:
