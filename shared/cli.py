@@ -3,6 +3,7 @@
     run            the collector, then the archiver over the queue's pending jobs, in this process
     setup-buckets  create the archive and queue buckets if missing, with lifecycle rules (idempotent)
     status         the node-day ledger as a table (exit 1 when a node-day is missing or failed)
+    verify         the daily manifests' hash chain and the objects they list (--deep re-hashes the content)
     ls             an instance's archived node-days: state, sizes, digest counts
     get            an instance's archived lines, decompressed (--merge: all nodes in time order)
     grep           search an instance's archived lines, many files in parallel
@@ -339,6 +340,22 @@ def cmd_grep(args: argparse.Namespace) -> int:
     return 0 if total else 1
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """The manifests' chain and every object they list; exit 1 on any mismatch."""
+    from shared.verify import Verifier, render
+
+    config = load_config(needs_tags=False)
+    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    verifier = Verifier(obs, config.archive_bucket, config.archive_prefix, obs, config.queue_bucket,
+                        config.queue_prefix, workers=args.workers)
+    report = verifier.run(since=args.since, until=args.until, instance=args.instance, deep=args.deep)
+    print(render(report, show_ok=args.all))
+    if report.manifests == 0:
+        print("error: no manifest in the range", file=sys.stderr)
+        return 1
+    return 1 if report.problems else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -366,6 +383,14 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--long", action="store_true", help="one line per node-day, with key, size or reason")
     status.add_argument("--json", action="store_true", help="the ledgers as JSON")
     status.set_defaults(func=cmd_status)
+    verify = sub.add_parser("verify", help="check the manifests' hash chain and every archived object they list")
+    verify.add_argument("--since", help="first day (yyyy-mm-dd)")
+    verify.add_argument("--until", help="last day (yyyy-mm-dd)")
+    verify.add_argument("--instance", help="only this instance's objects (id or name)")
+    verify.add_argument("--deep", action="store_true", help="re-read and re-hash every object's content")
+    verify.add_argument("--workers", type=int, default=8, help="objects checked at once (default 8)")
+    verify.add_argument("--all", action="store_true", help="list the checks that passed too")
+    verify.set_defaults(func=cmd_verify)
     ls = sub.add_parser("ls", help="an instance's archived node-days: state, sizes, digest counts")
     ls.add_argument("--instance", required=True, help="instance id, or its name")
     ls.add_argument("--since", help="first day: yyyy-mm-dd, today, yesterday or -N (days ago); default: the first")

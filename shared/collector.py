@@ -24,6 +24,7 @@ from shared.ledger import (
 )
 from shared.ledger import summary as ledger_summary
 from shared.logs import JsonLogger
+from shared.manifest import ManifestWriter, manifest_key
 from shared.obs import ObsError
 from shared.runtime import Deadline
 from shared.selection import log_day
@@ -56,6 +57,9 @@ class Collector:
         self.config, self.dcs, self.queue, self.log = config, dcs, queue, log
         self.deadline, self.now = deadline, now
         self.ledgers = LedgerStore(queue.obs, queue.bucket, queue.prefix)
+        self._ledgers_read: dict[str, Optional[Ledger]] = {}
+        self.manifests = ManifestWriter(queue.obs, config.archive_bucket, config.archive_prefix, queue.obs,
+                                        queue.bucket, queue.prefix, self.ledgers)
 
     def run(self, request: CollectorRequest) -> dict:
         started = time.monotonic()
@@ -63,6 +67,7 @@ class Collector:
         summary["sweep"] = self._sweep()
         if request.action == "collect":
             summary.update(self._collect(request.instance_ids))
+        summary["manifests_written"] = self._write_manifests()
         summary["duration_s"] = round(time.monotonic() - started, 3)
         self.log.info("collector_summary", **summary)
         return summary
@@ -116,6 +121,12 @@ class Collector:
             return {"error": {"stage": "discovery", **err.as_dict()}, "matched": 0}
         for item in skipped:
             self.log.info("instance_skipped", instance_id=item.instance_id, name=item.name, reason=item.reason)
+        try:  # which instances each day must account for: the manifests list them, and the skipped ones
+            self.manifests.note_run(log_day(self.now(), self.config.log_timezone),
+                                    [(i.instance_id, i.name) for i in matched],
+                                    [(i.instance_id, i.name, i.reason) for i in skipped])
+        except ObsError as err:
+            self.log.error("fleet_record_failed", error=err.as_dict())
         with ThreadPoolExecutor(max_workers=self.config.collect_concurrency,
                                 thread_name_prefix="collect") as pool:
             outcomes = list(pool.map(lambda inst: self._collect_instance(inst, modes.get(inst.instance_id)),
@@ -241,10 +252,24 @@ class Collector:
 
     def _ledger(self, instance_id: str, log: JsonLogger) -> Optional[Ledger]:
         try:
-            return self.ledgers.read(instance_id)
+            ledger = self.ledgers.read(instance_id)
         except (MalformedLedger, ObsError) as exc:
             log.warning("ledger_unreadable", reason=str(exc)[:500], action="collecting the whole window")
             return None
+        self._ledgers_read[instance_id] = ledger
+        return ledger
+
+    def _write_manifests(self) -> list[str]:
+        """The daily manifests that are due (their days settled in every ledger), chained; never fatal."""
+        today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
+        try:
+            days = self.manifests.write_due(today, iso(self.now()), self._ledgers_read)
+        except (ObsError, ValueError, KeyError) as exc:
+            self.log.error("manifest_write_failed", error=str(exc)[:500])
+            return []
+        for day in days:
+            self.log.info("manifest_written", day=day, key=manifest_key(self.config.archive_prefix, day))
+        return days
 
     def _window(self, ledger: Optional[Ledger], mode: str, targets: list[Replica],
                 today: date) -> tuple[int, list[Replica]]:
