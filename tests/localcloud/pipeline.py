@@ -105,7 +105,12 @@ class LocalCloud:
 
     # --- reading the results ---------------------------------------------------------------------------
     def archive_keys(self, prefix: str = "redis-run-logs/") -> list[str]:
-        return sorted(o.key for o in self.obs.list(self.archive_bucket, prefix))
+        """The archived log objects (not the manifests and the report, kept under `_manifest/` and `_report/`)."""
+        return sorted(o.key for o in self.obs.list(self.archive_bucket, prefix)
+                      if not o.key[len(prefix):].startswith("_"))
+
+    def manifest_keys(self, prefix: str = "redis-run-logs/") -> list[str]:
+        return sorted(o.key for o in self.obs.list(self.archive_bucket, f"{prefix}_manifest/"))
 
     def queue_keys(self, state: str, prefix: str = "redis-run-log-jobs/") -> list[str]:
         return sorted(o.key for o in self.obs.list(self.queue_bucket, f"{prefix}{state}/"))
