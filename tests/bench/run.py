@@ -1,7 +1,7 @@
 """`make bench`: every benchmark on one local cloud, one table on stdout (progress on stderr).
 
 BENCH_RUNS (default 3) runs per figure, medians reported; BENCH_QUICK=1 for small sizes and one run;
-BENCH_ONLY=copy,collector,repeat,coldstart to run a subset.
+BENCH_ONLY=copy,collector,repeat,coldstart,smallfiles,memory to run a subset.
 """
 
 from __future__ import annotations
@@ -13,9 +13,14 @@ import time
 from tests.bench.common import Row, progress, quick, runs, table
 from tests.localcloud.seaweed import SeaweedFS
 
+SECTIONS = ("copy", "collector", "repeat", "coldstart", "smallfiles", "memory")
+
 
 def main() -> None:
-    only = {s.strip() for s in os.environ.get("BENCH_ONLY", "copy,collector,repeat,coldstart").split(",")}
+    only = {s.strip() for s in os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"BENCH_ONLY: unknown section(s) {', '.join(sorted(unknown))}; one of {', '.join(SECTIONS)}")
     rows: list[Row] = []
     started = time.monotonic()
     if "coldstart" in only:
@@ -35,7 +40,15 @@ def main() -> None:
             from tests.bench.repeat import bench_repeat
 
             rows += bench_repeat(seaweed)
-    order = ["copy", "peak RSS", "collector", "repeat run", "cold start"]
+        if "smallfiles" in only:
+            from tests.bench.smallfiles import bench_smallfiles
+
+            rows += bench_smallfiles(seaweed)
+        if "memory" in only:
+            from tests.bench.memory import bench_memory
+
+            rows += bench_memory(seaweed)
+    order = ["copy", "peak RSS", "small files", "collector", "repeat run", "memory", "cold start"]
     rows.sort(key=lambda r: order.index(r.benchmark) if r.benchmark in order else len(order))
     progress(f"done in {time.monotonic() - started:.0f} s")
     print(f"Benchmarks {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, Python {platform.python_version()}, "

@@ -138,7 +138,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "fault": _fault,
     "clear_faults": lambda emu: emu.faults.clear(),
     "set_knob": _set_knob,
-    "store_final_logs": lambda emu, instance_ids: emu.store_final_logs(instance_ids),
+    "store_final_logs": lambda emu, instance_ids, threads: emu.store_final_logs(instance_ids, threads),
     "reset_counters": lambda emu: emu.reset_counters(),
     "requests": lambda emu: list(emu.requests),
     "op_counts": lambda emu: dict(Counter(s.op for s in emu.requests)),
@@ -327,9 +327,9 @@ class EmulatorProcess:
     def set_knob(self, name: str, value: Any) -> None:
         self._call("set_knob", name, value)
 
-    def store_final_logs(self, instance_ids: Optional[list[str]] = None) -> int:
+    def store_final_logs(self, instance_ids: Optional[list[str]] = None, threads: int = 4) -> int:
         """As DcsEmulator.store_final_logs (with the `reuse_final_logs` knob set)."""
-        return self._call("store_final_logs", instance_ids)
+        return self._call("store_final_logs", instance_ids, threads)
 
     def reset_counters(self) -> None:
         self._call("reset_counters")
