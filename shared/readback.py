@@ -202,11 +202,11 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield carry
 
 
-def timed(lines: Iterable[bytes], day: str, source: int) -> Iterator[tuple[str, int, int, bytes]]:
+def timed(lines: Iterable[bytes], day: str, source: int) -> Iterator[tuple[bytes, int, int, bytes]]:
     """(time, source, n, line) for each line; a line without a time of its own (a crash report's, a signal
     handler's) keeps the time of the line before it, so it stays beside it in a merge."""
     clock = LineClock(date.fromisoformat(day))
-    current = ""
+    current = b""
     for n, line in enumerate(lines):
         current = clock(line) or current
         yield current, source, n, line

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from shared.digest import CATEGORIES, PATTERNS, Digest, head_time, notable, parse_metadata
+from shared.digest import CATEGORIES, PATTERNS, Digest, LineClock, head_time, notable, parse_metadata
 from tests.localcloud.redislog_text import generate_day
 
 ID40 = "0c6e8b0b6b5d8f6f4e7c0c3b8a2a1e9d5f4c3b2a"  # a 40-hex node / replication id
@@ -325,3 +325,18 @@ def test_notable_keeps_warning_and_critical_events_only():
     assert "replica_lost" not in marked and "cluster_ok" not in marked and "sync_finished" not in marked
     assert marked["crash"] == 1 and marked["oom"] == 1 and marked["role_change"] == 5
     assert set(marked) == {c for c, s in CATEGORIES.items() if s != "notice"}
+
+
+def test_the_line_clock_agrees_with_head_time_on_every_kind_of_line():
+    # lines that look like heads but are not come first: they must not spoil the clock's cache of dates
+    lines = [b"9:M 07 Aug 2024 04:49:07.332 x not a level", b"9:M 07 Aug 04:49:07.332 x", b"9:m 07 Aug 2024 "
+             b"04:49:07.332 * lower-case role", b"9:M 07 Aug 2O24 04:49:07.332 * x"]
+    lines += [line.encode() for _, line in V40 + V7] + [line.encode() for line in CRASH40 + CRASH7 + PLAIN] + [
+        b"9:M 31 Dec 23:59:59.998 * x", b"9:M 01 Jan 00:00:00.004 * x", b"9:X 31 Dec 2024 23:59:59.998 # x",
+        b"12:M 07 Aug 2024 04:49:07.33 * short", b"ab:M 07 Aug 2024 04:49:07.332 * x", b"9:M 07 Aug 2024 04:49:07.332",
+        b"9:M 07 Zzz 2024 04:49:07.332 * x", b"", b"9", b"1:signal-handler (1723017599) Received SIGTERM"]
+    for day in (date(2024, 8, 7), date(2025, 1, 1), date(2024, 12, 31)):
+        clock = LineClock(day)
+        for line in lines * 2:  # twice: the second time from the cache
+            expected = head_time(line, day)
+            assert clock(line) == (expected.encode() if expected else None), line
