@@ -1,7 +1,7 @@
 """`make bench`: every benchmark on one local cloud, one table on stdout (progress on stderr).
 
 BENCH_RUNS (default 3) runs per figure, medians reported; BENCH_QUICK=1 for small sizes and one run;
-BENCH_ONLY=copy,collector,repeat,coldstart,smallfiles,memory to run a subset.
+BENCH_ONLY=copy,collector,repeat,coldstart,smallfiles,memory,digest to run a subset.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from tests.bench.common import Row, progress, quick, runs, table
 from tests.localcloud.seaweed import SeaweedFS
 
-SECTIONS = ("copy", "collector", "repeat", "coldstart", "smallfiles", "memory")
+SECTIONS = ("copy", "collector", "repeat", "coldstart", "smallfiles", "memory", "digest")
 
 
 def main() -> None:
@@ -27,6 +27,10 @@ def main() -> None:
         from tests.bench.coldstart import bench_coldstart
 
         rows += bench_coldstart()
+    if "digest" in only:  # in-process, no store needed
+        from tests.bench.digest import bench_digest
+
+        rows += bench_digest()
     with SeaweedFS() as seaweed:
         if "copy" in only:
             from tests.bench.copy import bench_copy
@@ -48,7 +52,7 @@ def main() -> None:
             from tests.bench.memory import bench_memory
 
             rows += bench_memory(seaweed)
-    order = ["copy", "peak RSS", "small files", "collector", "repeat run", "memory", "cold start"]
+    order = ["copy", "peak RSS", "digest", "small files", "collector", "repeat run", "memory", "cold start"]
     rows.sort(key=lambda r: order.index(r.benchmark) if r.benchmark in order else len(order))
     progress(f"done in {time.monotonic() - started:.0f} s")
     print(f"Benchmarks {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, Python {platform.python_version()}, "
