@@ -5,8 +5,9 @@ LATENCY (50 ms) is added to every DCS call and to every download (links are rout
 `proxy_downloads`, which waits before it answers); the emulator runs in a process of its own, and writes each
 finished day's log into the store before the measurement (`reuse_final_logs`), so its collections cost it next
 to nothing, as DCS's own work is not the function's. Log sizes are drawn per node and day, log-uniform, 50 KB to
-2 MB (`add_instance(log_size_max=...)`). Default configuration of the functions otherwise (COPY_CONCURRENCY,
-gzip), on the local cloud's environment (COLLECT_SETTLE_SECONDS=0).
+2 MB (`add_instance(log_size_max=...)`, seeded by fixed instance ids: the same files every run). Default
+configuration of the functions otherwise (COPY_CONCURRENCY, gzip), on the local cloud's environment
+(COLLECT_SETTLE_SECONDS=0).
 
 - **one job**: a cluster of 8 shards x 2 replicas (16 nodes) with 8 days of logs (the 7 finished days DCS keeps
   and the current one, archived as a partial copy with ARCHIVE_OPEN_DAY=true). The collector runs first, not
@@ -94,8 +95,9 @@ def _job_bound(files: int, concurrency: int) -> float:
 
 def bench_one_job(seaweed) -> list[Row]:
     shards = 2 if quick() else 8
-    emu = _emulator(seaweed, [{"name": "big-cluster", "tags": TAGS, "cache_mode": "cluster", "shards": shards,
-                               "replicas": 2, **SIZES}], datetime.now(timezone.utc))
+    emu = _emulator(seaweed, [{"name": "big-cluster", "instance_id": "00000000-0000-4000-8000-000000000016",
+                               "tags": TAGS, "cache_mode": "cluster", "shards": shards, "replicas": 2, **SIZES}],
+                    datetime.now(timezone.utc))
     overrides = {"ARCHIVE_OPEN_DAY": "true"}
     walls, bounds, files, sizes = [], [], 0, 0
     concurrency = 0
@@ -137,7 +139,8 @@ def _fleet(instances: int, today: str) -> list[dict]:
     mix = [(7 * per, {"cache_mode": "single"}), (7 * per, {"cache_mode": "ha", "replicas": 2}),
            (instances - 14 * per, {"cache_mode": "cluster", "shards": 3, "replicas": 2})]
     return [{"count": count, "name": f"{extra['cache_mode']}-{{i}}", "tags": TAGS, "missing_days": [today],
-             **SIZES, **extra} for count, extra in mix]
+             "instance_id": f"00000000-0000-4000-8{k:03d}-{{i:012d}}", **SIZES, **extra}
+            for k, (count, extra) in enumerate(mix)]
 
 
 def bench_fleet(seaweed) -> list[Row]:

@@ -23,7 +23,8 @@ The spec is plain JSON:
      "instances": [{"count": 1000, "name": "c{i}", "tags": {"archive": "yes"}, "cache_mode": "cluster",
                     "shards": 3, "replicas": 2, "log_days": []}]}
 
-An instance entry takes `add_instance`'s keywords; with `count`, `{i}` in `name` is the running number.
+An instance entry takes `add_instance`'s keywords; with `count`, `{i}` in `name` (and in `instance_id`, if given)
+is the running number.
 """
 
 from __future__ import annotations
@@ -104,8 +105,10 @@ def _add_instances(emu: Any, entries: list[dict]) -> list[str]:
         entry = dict(entry)
         count = int(entry.pop("count", 1))
         name = entry.pop("name", "i{i}")
+        instance_id = entry.pop("instance_id", None)
         for i in range(count):
-            ids.append(emu.add_instance(name=name.format(i=i), **entry).instance_id)
+            ids.append(emu.add_instance(name=name.format(i=i), **entry,
+                                        instance_id=instance_id.format(i=i) if instance_id else None).instance_id)
     return ids
 
 
