@@ -40,6 +40,7 @@ demo: $(STAMP)
 	$(BIN)/python tools/demo.py
 
 ## Benchmarks on the local cloud: one table on stdout (README, "Benchmarks"). BENCH_RUNS=n runs per figure
-## (default 3), BENCH_QUICK=1 for a small, fast variant, BENCH_ONLY=copy,collector,repeat,coldstart for a subset.
+## (default 3), BENCH_QUICK=1 for a small, fast variant, BENCH_ONLY=copy,collector,repeat,coldstart,smallfiles,memory
+## for a subset.
 bench: $(STAMP)
 	@$(BIN)/python -m tests.bench.run
