@@ -66,13 +66,10 @@ def _gzip(chunks: list[bytes]) -> int:
     return sum(len(z.compress(c)) for c in chunks) + len(z.flush())
 
 
-def _best_of(fn, chunks: list[bytes], n: int) -> float:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn(chunks)
-        times.append(time.perf_counter() - start)
-    return median(times)
+def _timed(fn, chunks: list[bytes]) -> float:
+    start = time.perf_counter()
+    fn(chunks)
+    return time.perf_counter() - start
 
 
 def bench_digest() -> list[Row]:
@@ -87,9 +84,13 @@ def bench_digest() -> list[Row]:
         mib = len(data) / MiB
         result = _digest(chunks)
         events = sum(result["events"].values())
-        t_digest = _best_of(_digest, chunks, n)
-        t_sha = _best_of(_sha256, chunks, n)
-        t_gzip = _best_of(_gzip, chunks, max(1, n // 3))
+        # interleaved, so that a neighbour's load falls on all three alike; medians
+        times: dict = {"digest": [], "sha": [], "gzip": []}
+        for _ in range(n):
+            times["digest"].append(_timed(_digest, chunks))
+            times["sha"].append(_timed(_sha256, chunks))
+            times["gzip"].append(_timed(_gzip, chunks))
+        t_digest, t_sha, t_gzip = (median(times[k]) for k in ("digest", "sha", "gzip"))
         speed, sha, gz = mib / t_digest, mib / t_sha, mib / t_gzip
         progress(f"digest {case}: {speed:.0f} MiB/s, sha256 {sha:.0f} MiB/s, gzip-{LEVEL} {gz:.0f} MiB/s, "
                  f"{result['lines']} lines, {events} events")
