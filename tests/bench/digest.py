@@ -21,7 +21,9 @@ from tests.localcloud.redislog_text import generate_day
 
 CHUNK = MiB  # shared.transfer.READ_CHUNK
 LEVEL = 6  # the archiver's default GZIP_LEVEL
-TARGET_VS_GZIP = 3.0  # the digest must run at least this many times faster than the copy's gzip
+# The digest runs on the copy's reading thread, holding the GIL (sha256 and zlib release it); at twice the pace of
+# gzip-6, which has a thread of its own and bounds the copy, it takes less than half of what the gzip thread needs.
+TARGET_VS_GZIP = 2.0
 
 
 def sample(total: int) -> bytes:
