@@ -27,6 +27,7 @@ from shared.readback import (
     split_lines,
     with_metadata,
 )
+from tests.localcloud.redislog_text import generate_day
 
 P = "redis-run-logs/"
 INST = "6a1c2b3d-0000-4000-8000-000000000001"
@@ -246,3 +247,99 @@ def test_stopping_early_stops_the_tasks():
     time.sleep(0.3)
     assert produced[0] == count
 
+
+
+# --- the shell, on a fake OBS client
+class _Resp:
+    def __init__(self, status=200, body=None, header=()):
+        self.status, self.body, self.header = status, body, list(header)
+        self.errorCode = self.errorMessage = self.requestId = None
+        self.reason = ""
+
+
+class _Body:
+    def __init__(self, data: bytes, break_after: int = -1):
+        self.data, self.pos, self.break_after, self.closed = data, 0, break_after, False
+
+    def read(self, n):
+        if 0 <= self.break_after <= self.pos:
+            raise ConnectionResetError("peer reset")
+        end = self.pos + n if self.break_after < 0 else min(self.pos + n, self.break_after)
+        chunk, self.pos = self.data[self.pos:end], end
+        return chunk
+
+    def close(self):
+        self.closed = True
+
+
+class FakeClient:
+    """listObjects / getObjectMetadata / getObject over a dict of key -> (bytes, metadata)."""
+
+    def __init__(self, objects: dict, breaks: tuple = ()):
+        self.objects, self.breaks, self.gets = objects, list(breaks), []
+
+    def listObjects(self, bucket, prefix=None, marker=None, max_keys=None, delimiter=None):
+        from types import SimpleNamespace as NS
+
+        keys = sorted(k for k in self.objects if k.startswith(prefix or "") and (marker is None or k > marker))
+        if delimiter:
+            folders = sorted({prefix + k[len(prefix):].split(delimiter, 1)[0] + delimiter for k in keys
+                              if delimiter in k[len(prefix):]})
+            return _Resp(body=NS(commonPrefixs=[NS(prefix=f) for f in folders], contents=[], is_truncated=False,
+                                 next_marker=None))
+        keys = keys[:max_keys or 1000]
+        return _Resp(body=NS(contents=[NS(key=k, size=len(self.objects[k][0]), lastModified=None, etag='"e"')
+                                       for k in keys], is_truncated=False, next_marker=None, commonPrefixs=[]))
+
+    def getObjectMetadata(self, bucket, key):
+        if key not in self.objects:
+            return _Resp(404)
+        return _Resp(header=[(f"x-amz-meta-{k}", v) for k, v in self.objects[key][1].items()])
+
+    def getObject(self, bucket, key, headers=None, loadStreamInMemory=False):
+        from types import SimpleNamespace as NS
+
+        data = self.objects[key][0]
+        start = int(headers.range.rstrip("-")) if headers is not None else 0
+        self.gets.append((start, None if headers is None else headers.if_match))
+        cut = self.breaks.pop(0) if self.breaks else -1
+        return _Resp(body=NS(etag='"etag-1"', response=_Body(data[start:], cut)))
+
+
+def reader_on(objects, breaks=()):
+    from shared.obs import Obs
+    from shared.readback import ArchiveReader
+
+    client = FakeClient(objects, breaks)
+    return ArchiveReader(Obs(client), "bucket", P, workers=2), client
+
+
+def test_a_read_that_breaks_resumes_where_it_broke_on_the_same_object_version():
+    text = generate_day("resume", date(2024, 8, 7), 3 << 20).content
+    data = gzip.compress(text)
+    third = len(data) // 3
+    k = key("2024-08-07", "group-0", "10.0.0.1")
+    reader, client = reader_on({k: (data, {})}, breaks=(third, third))
+    (row,) = reader.node_days(INST, metadata=False)
+    assert b"".join(reader.chunks(row)) == text
+    assert client.gets == [(0, None), (third, '"etag-1"'), (2 * third, '"etag-1"')]
+
+    reader, _ = reader_on({k: (data, {})}, breaks=(10, 10, 10, 10, 10))
+    with pytest.raises(ReadError, match="read broke"):
+        b"".join(reader.chunks(row))
+
+
+def test_an_instance_is_found_by_id_or_by_the_name_on_its_objects_and_an_ambiguous_name_is_refused():
+    other, third = "7b2c0000-0000-4000-8000-000000000002", "8c3d0000-0000-4000-8000-000000000003"
+    objs = {key("2024-08-07", "group-0", "10.0.0.1"): (b"", {"instance-name": "orders%20cache"}),
+            f"{P}{other}/2024-08-07/group-0/redis_10.0.0.2_2024-08-07.log.gz": (b"", {"instance-name": "twin"}),
+            f"{P}{third}/2024-08-07/group-0/redis_10.0.0.3_2024-08-07.log.gz": (b"", {"instance-name": "twin"}),
+            f"{P}_report/index.html": (b"", {})}
+    reader, _ = reader_on(objs)
+    assert reader.instance_ids() == [INST, other, third]
+    assert reader.resolve(INST) == (INST, None)
+    assert reader.resolve("orders cache", date(2024, 8, 8)) == (INST, "orders cache")
+    with pytest.raises(LookupError, match="ambiguous"):
+        reader.resolve("twin")
+    with pytest.raises(LookupError, match="names found: orders cache, twin"):
+        reader.resolve("nope")
