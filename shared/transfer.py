@@ -31,6 +31,7 @@ READ_CHUNK = 1024 * 1024
 UPLOAD_THREADS = 2
 CHUNK_QUEUE = 4  # downloaded chunks waiting for the packer: 4 MiB at most
 PART_ATTEMPTS = 2
+TAP_SLICE = 256 * 1024  # the tap is fed in slices: a scan holding the GIL holds it for less at a time
 
 
 class LinkRefused(Exception):
@@ -236,7 +237,8 @@ class _TapFeeder(threading.Thread):
             if self.error is not None:
                 continue
             try:
-                self.tap(chunk)
+                for start in range(0, len(chunk), TAP_SLICE):
+                    self.tap(chunk[start:start + TAP_SLICE])
             except Exception as exc:  # noqa: BLE001 - a failing observer must not cost the archive copy
                 self.error = f"{type(exc).__name__}: {exc}"[:300]
 
@@ -255,12 +257,15 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
               metadata: dict, compression: str = "gzip", level: int = 6, part_size: int = 16 * 2**20,
               single_put_max: int = 16 * 2**20, storage_class: Optional[str] = None,
               timeout: tuple[float, float] = (10, 120), uploader_threads: int = UPLOAD_THREADS,
-              tap: Optional[Callable[[bytes], None]] = None) -> CopyResult:
+              tap: Optional[Callable[[bytes], None]] = None,
+              late_metadata: Optional[Callable[[], dict]] = None) -> CopyResult:
     """Copy the file behind `url` to `bucket/key`; raise CopyError (after cleaning up) on any failure.
 
     `tap`, if given, is called with every downloaded chunk of the original bytes, in order, on a thread of its
     own, and has seen them all when this returns. An attempt that fails has fed part of the file: give each
     attempt a fresh tap. An exception from it is kept in CopyResult.tap_error and does not fail the copy.
+    `late_metadata`, if given, is called once every byte is read (the tap included) and its items join the
+    metadata of an object written with one PUT (a multipart object's metadata was fixed at its initiation).
     """
     content_type = "application/gzip" if compression == "gzip" else "text/plain"
     try:
@@ -305,7 +310,8 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
             tail = packer.finish()
             digest = sha.hexdigest()
             if packer.uploader is None:
-                sealed = {**metadata, "original-size": str(bytes_in), "sha256": digest}
+                extra = late_metadata() if late_metadata is not None and tap_error is None else {}
+                sealed = {**metadata, **extra, "original-size": str(bytes_in), "sha256": digest}
                 _put_with_retry(obs, bucket, key, tail, sealed, content_type, storage_class)
                 return CopyResult(key, bytes_in, len(tail), digest, False, True, tap_error)
             uploader = packer.uploader
