@@ -60,8 +60,11 @@ def bench_memory(seaweed) -> list[Row]:
     try:
         cloud = LocalCloud(seaweed, emu, archive_bucket=f"bench-ma-{suffix}", queue_bucket=f"bench-mq-{suffix}")
         cloud.create_buckets()
+        # BENCH_COPY_CONCURRENCY measures another COPY_CONCURRENCY than the default
+        tuning = {"COPY_CONCURRENCY": os.environ["BENCH_COPY_CONCURRENCY"]} \
+            if os.environ.get("BENCH_COPY_CONCURRENCY") else {}
         os.environ.update(cloud.env)
-        concurrency = cloud.config().copy_concurrency
+        concurrency = cloud.config(**tuning).copy_concurrency
         emu.add_instance(name="big-logs", tags=TAGS, cache_mode="ha", replicas=concurrency, log_days=[yesterday],
                          log_size=size)
         progress(f"memory: writing {concurrency} logs of {size // MiB} MiB into the store")
@@ -79,7 +82,7 @@ def bench_memory(seaweed) -> list[Row]:
                     cloud.obs_client.createBucket(bucket)
                 cloud.obs.put_bytes(queue, job_key, job)
                 try:
-                    result = _child({"env": {**cloud.env, "ARCHIVE_BUCKET": archive, "QUEUE_BUCKET": queue,
+                    result = _child({"env": {**cloud.env, **tuning, "ARCHIVE_BUCKET": archive, "QUEUE_BUCKET": queue,
                                              "ARCHIVE_COMPRESSION": compression},
                                      "now": now.isoformat(), "queue_bucket": queue, "job_key": job_key,
                                      "memory_mb": memory_mb})

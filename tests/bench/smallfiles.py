@@ -44,6 +44,12 @@ SIZES = {"log_size": 50_000, "log_size_max": 2_000_000}
 TARGET = 1.3
 
 
+def _tuning() -> dict[str, str]:
+    """BENCH_COPY_CONCURRENCY measures another COPY_CONCURRENCY than the default."""
+    value = os.environ.get("BENCH_COPY_CONCURRENCY")
+    return {"COPY_CONCURRENCY": value} if value else {}
+
+
 def _emulator(seaweed, instances: list[dict], now: datetime) -> EmulatorProcess:
     emu = EmulatorProcess({"store": store_spec(seaweed),
                            "emulator": {"ak": seaweed.access_key, "sk": seaweed.secret_key,
@@ -98,7 +104,7 @@ def bench_one_job(seaweed) -> list[Row]:
     emu = _emulator(seaweed, [{"name": "big-cluster", "instance_id": "00000000-0000-4000-8000-000000000016",
                                "tags": TAGS, "cache_mode": "cluster", "shards": shards, "replicas": 2, **SIZES}],
                     datetime.now(timezone.utc))
-    overrides = {"ARCHIVE_OPEN_DAY": "true"}
+    overrides = {"ARCHIVE_OPEN_DAY": "true", **_tuning()}
     walls, bounds, files, sizes = [], [], 0, 0
     concurrency = 0
     try:
@@ -150,14 +156,15 @@ def bench_fleet(seaweed) -> list[Row]:
     walls, bounds, files_runs, phases = [], [], [], []
     try:
         for run in range(runs()):
-            cloud = _cloud(seaweed, emu)
+            overrides = _tuning()
+            cloud = _cloud(seaweed, emu, **overrides)
             try:
-                config = cloud.config()
+                config = cloud.config(**overrides)
                 timings: list[float] = []
-                trigger = _trigger(cloud, timings)
+                trigger = _trigger(cloud, timings, **overrides)
                 emu.reset_counters()
                 start = time.perf_counter()
-                summary = cloud.run_collector()
+                summary = cloud.run_collector(**overrides)
                 collected = time.perf_counter()
                 collector_calls = sum(emu.op_counts().values())
                 deliveries = trigger.pump()
