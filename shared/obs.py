@@ -300,6 +300,7 @@ class Obs:
         found: list[tuple[str, str]] = []
         key_marker: Optional[str] = None
         upload_marker: Optional[str] = None
+        seen: set[tuple[str, str]] = set()
         while True:
             resp = self._safe("ListMultipartUploads", bucket, prefix, self.client.listMultipartUploads, bucket,
                               ListMultipartUploadsRequest(prefix=prefix, max_uploads=UPLOADS_PAGE,
@@ -313,8 +314,9 @@ class Obs:
             # upload-id-marker); a server that omits them is followed from the last upload listed
             next_key = resp.body.nextKeyMarker or uploads[-1].key
             next_upload = resp.body.nextUploadIdMarker or uploads[-1].uploadId
-            if (next_key, next_upload) == (key_marker, upload_marker):
+            if (next_key, next_upload) in seen:
                 raise ObsError("ListMultipartUploads", bucket, prefix, resp.status, "MarkerNotAdvancing",
-                               f"the listing is truncated but its markers stay at {next_key!r}",
+                               f"the listing is truncated but its markers come back to {next_key!r}",
                                getattr(resp, "requestId", None))
+            seen.add((next_key, next_upload))
             key_marker, upload_marker = next_key, next_upload

@@ -74,6 +74,7 @@ class RecordingObs:
     tls: Optional[ssl.SSLContext] = None
     copy_answers_etag: bool = True
     close_after_each_response: bool = False  # as a server whose keep-alive idle timeout has passed
+    uploads_ignore_markers: bool = False  # a broken listing: every page is the first
     requests: list[Request] = field(default_factory=list)
     objects: dict = field(default_factory=dict)
     uploads: dict = field(default_factory=dict)
@@ -220,7 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
         prefix, limit = q.get("prefix", ""), int(q.get("max-uploads") or 1000)
         after = (q.get("key-marker", ""), q.get("upload-id-marker", ""))
         found = sorted((u["key"], uid) for uid, u in self.store.uploads.items() if u["key"].startswith(prefix))
-        found = [f for f in found if f > after] if after != ("", "") else found
+        found = [f for f in found if f > after] if after != ("", "") and not self.store.uploads_ignore_markers \
+            else found
         page, truncated = found[:limit], len(found) > limit
         items = "".join(f"<Upload><Key>{k}</Key><UploadId>{u}</UploadId><Initiator><ID>i</ID></Initiator>"
                         f"<Owner><ID>o</ID></Owner><StorageClass>STANDARD</StorageClass><Initiated>{TIME}"
@@ -358,14 +360,26 @@ def test_a_copy_sends_the_obs_copy_headers_and_fails_without_an_etag_in_its_answ
 def test_open_uploads_follow_the_listing_markers_to_the_last_page(server, monkeypatch):
     monkeypatch.setattr(shared_obs, "UPLOADS_PAGE", 2)
     obs = _obs(server)
+    assert obs.open_uploads(BUCKET, "logs/") == []
     opened = sorted((f"logs/k{n}", obs.initiate_multipart(BUCKET, f"logs/k{n}")) for n in range(3))
     same = sorted(("logs/same", obs.initiate_multipart(BUCKET, "logs/same")) for _ in range(3))
 
     assert sorted(obs.open_uploads(BUCKET, "logs/")) == sorted(opened + same)
-    listings = [r for r in server.calls("GET") if "uploads" in r.query]
+    listings = [r for r in server.calls("GET") if "uploads" in r.query][1:]
     assert len(listings) == 3 and listings[1].query["key-marker"] and listings[1].query["upload-id-marker"]
     assert obs.abort_open_uploads(BUCKET, "logs/same") == 3
     assert sorted(obs.open_uploads(BUCKET, "logs/")) == opened
+
+
+def test_a_listing_whose_markers_do_not_advance_fails_instead_of_looping(server, monkeypatch):
+    monkeypatch.setattr(shared_obs, "UPLOADS_PAGE", 2)
+    server.uploads_ignore_markers = True
+    obs = _obs(server)
+    for n in range(3):
+        obs.initiate_multipart(BUCKET, f"logs/k{n}")
+    with pytest.raises(ObsError) as info:
+        obs.open_uploads(BUCKET, "logs/")
+    assert info.value.code == "MarkerNotAdvancing"
 
 
 # --- connections ----------------------------------------------------------------------------------------------
@@ -381,6 +395,16 @@ def test_connections_are_kept_alive_and_reused(server):
     assert len(calls) == 12
     assert all(r.headers.get("connection", "").lower() != "close" for r in calls)
     assert {r.connection for r in calls} == {calls[0].connection}, "one connection for sequential calls"
+
+
+def test_a_kept_connection_serves_another_bucket_under_that_buckets_host_name(server):
+    obs = _obs(server)
+    for bucket in (BUCKET, "queue-bkt", BUCKET, "queue-bkt"):
+        obs.put_bytes(bucket, f"{bucket}/k", b"x")
+
+    calls = server.calls("PUT")
+    assert [r.bucket for r in calls] == [BUCKET, "queue-bkt", BUCKET, "queue-bkt"]
+    assert all(r.key == f"{r.bucket}/k" for r in calls)
 
 
 def test_a_connection_idle_past_the_keepalive_limit_is_not_reused_for_a_streamed_put(server, monkeypatch):
