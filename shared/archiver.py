@@ -13,6 +13,7 @@ from shared.accounting import Bookkeeper
 from shared.collection import CollectionWatcher, first_error, pending_summary
 from shared.config import Config
 from shared.dcs import Dcs, DcsError, InstanceGone
+from shared.digest import Digest, notable
 from shared.events import ArchiverRequest, ObjectRef
 from shared.jobs import Job, JobQueue, MalformedJob, instance_of_pending, iso, parse_time
 from shared.keys import instance_prefix
@@ -197,7 +198,7 @@ class Archiver:
                 not_started.append(item)
                 return
             try:
-                res = self._copy_one(job, item, log)
+                res, digest = self._copy_one(job, item, log)
             except (CopyError, LinkRefused, DcsError, ObsError) as exc:
                 failures.append({"file": item.entry.file_name, "key": item.key, "reason": str(exc)[:1000],
                                  "replication_ip": item.entry.replication_ip, "day": item.entry.day})
@@ -208,13 +209,16 @@ class Archiver:
                             "group": item.entry.group_name, "replication_ip": item.entry.replication_ip,
                             "key": res.key, "copy": item.kind,
                             "state": "archived", "bytes_in": res.bytes_in, "bytes_out": res.bytes_out,
-                            "sha256": res.sha256})
+                            "sha256": res.sha256, "digest": digest})
+            if digest and item.kind == FINAL:
+                self._alert(job, item, digest, log)
 
         with ThreadPoolExecutor(max_workers=self.config.copy_concurrency, thread_name_prefix="copy") as pool:
             list(pool.map(one, plan.copies))
         return records, copied, failures, not_started
 
-    def _copy_one(self, job: Job, item: Copy, log: JsonLogger) -> CopyResult:
+    def _copy_one(self, job: Job, item: Copy, log: JsonLogger) -> tuple[CopyResult, Optional[dict]]:
+        """Copy one file (with fresh links on failure), digesting its lines on the way."""
         entry, cfg = item.entry, self.config
         metadata = {
             "source-id": entry.id, "source-file": entry.file_name, "instance-id": job.instance_id,
@@ -230,10 +234,15 @@ class Archiver:
         def check(url: str) -> None:
             check_link(url, cfg.link_host_suffixes, cfg.link_allow_http_hosts)
 
+        digests: list[Digest] = []  # one per attempt: the last one saw the copy that stands
+
         def do_copy(url: str) -> CopyResult:
+            digest = Digest(entry.day)
+            digests.append(digest)
             return copy_link(self.session, url, self.archive, cfg.archive_bucket, item.key, metadata=metadata,
                              compression=cfg.archive_compression, level=cfg.gzip_level, part_size=cfg.part_size,
-                             single_put_max=cfg.single_put_max, storage_class=cfg.archive_storage_class)
+                             single_put_max=cfg.single_put_max, storage_class=cfg.archive_storage_class,
+                             tap=digest.feed, late_metadata=lambda: {"digest": header_safe(digest.to_metadata())})
 
         def clean_up() -> None:
             # an earlier attempt (this invocation's, or a killed one's) may have left its upload open
@@ -257,7 +266,22 @@ class Archiver:
             for stale in item.obsolete:
                 self.archive.delete(cfg.archive_bucket, stale)
                 log.info("partial_replaced", key=stale, by=result.key)
-        return result
+        if result.tap_error:
+            log.warning("digest_failed", file=entry.file_name, error=result.tap_error[:500])
+            return result, None
+        return result, digests[-1].result()
+
+    def _alert(self, job: Job, item: Copy, digest: dict, log: JsonLogger) -> None:
+        """One alert-ready line per node-day with notable events (README: an LTS alarm on `notable_events`)."""
+        counts = notable(digest)
+        if not counts:
+            return
+        entry = item.entry
+        text = f"{job.instance_name or job.instance_id} {entry.replication_ip or entry.group_name} {entry.day}: " \
+            + ", ".join(f"{n} {c.replace('_', ' ')}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        log.warning("notable_events", instance_name=job.instance_name, node=entry.replication_ip,
+                    group=entry.group_name, day=entry.day, counts=counts, total=sum(counts.values()),
+                    warnings=digest["levels"].get("warning", 0), text=text, key=item.key)
 
     def _recollect(self, job: Job, plan: Plan, log: JsonLogger) -> None:
         """A collection that ended `failed` will not fix itself: ask DCS again for those nodes, so the job's
