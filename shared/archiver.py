@@ -19,7 +19,7 @@ from shared.jobs import Job, JobQueue, MalformedJob, instance_of_pending, iso, p
 from shared.keys import instance_prefix
 from shared.ledger import LedgerStore, archived_keys
 from shared.logs import JsonLogger
-from shared.obs import Obs, ObsError
+from shared.obs import Encryption, Obs, ObsError
 from shared.runtime import Deadline
 from shared.selection import FINAL, Copy, Note, Plan, log_day, plan_copies, recent_marker
 from shared.transfer import (
@@ -97,6 +97,10 @@ class Archiver:
             return {**result, "outcome": "failed", "reason": "instance deleted", "moved_to": moved}
         except DcsError as err:
             return self._park(job, f"ListRedislog: {err}", result, log, [])
+        odd = [e for e in watch.entries if e.day_disagrees]
+        if odd:  # once per job: DCS's `time` may be the collection date; the file name's day is the log's
+            log.warning("log_day_disagrees", entries=len(odd), file=odd[0].file_name, listed_time=odd[0].listed_time,
+                        day=odd[0].day, rule="the day in the file name is used")
         prefix = instance_prefix(self.config.archive_prefix, job.instance_id)
         today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
         collection_day = log_day(parse_time(job.requested_at), self.config.log_timezone)
@@ -242,7 +246,8 @@ class Archiver:
             return copy_link(self.session, url, self.archive, cfg.archive_bucket, item.key, metadata=metadata,
                              compression=cfg.archive_compression, level=cfg.gzip_level, part_size=cfg.part_size,
                              single_put_max=cfg.single_put_max, storage_class=cfg.archive_storage_class,
-                             tap=digest.feed, late_metadata=lambda: {"digest": header_safe(digest.to_metadata())})
+                             tap=digest.feed, late_metadata=lambda: {"digest": header_safe(digest.to_metadata())},
+                             encryption=Encryption.of(cfg.archive_encryption, cfg.archive_kms_key_id))
 
         def clean_up() -> None:
             # an earlier attempt (this invocation's, or a killed one's) may have left its upload open

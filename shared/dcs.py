@@ -6,6 +6,7 @@ Everything returned is a plain dataclass, so the core (discovery, selection) nev
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -78,9 +79,21 @@ class Replica:
     group_name: str
 
 
+_DAY_IN_NAME = re.compile(r"(?<![0-9])([0-9]{4}-[0-9]{2}-[0-9]{2})(?![0-9])")
+
+
+def log_day_of(file_name: str, listed_time: str) -> str:
+    """The day a run-log file is of: the date in its name (`redis_<ip>_<yyyy-mm-dd>.log`) when it carries one,
+    else ListRedislog's `time` (documented as "the date run logs are collected", which may not be the log's day;
+    Real-cloud-facts, DCS)."""
+    named = _DAY_IN_NAME.findall(file_name or "")
+    return named[-1] if named else (listed_time or "")[:10]
+
+
 @dataclass(frozen=True)
 class LogEntry:
-    """One ListRedislog entry: a collected copy of one node's run log for one day."""
+    """One ListRedislog entry: a collected copy of one node's run log for one day. `day` is the log's day (from
+    the file name, see log_day_of); `listed_time` what the listing's `time` said."""
 
     id: str
     file_name: str
@@ -88,10 +101,16 @@ class LogEntry:
     day: str
     replication_ip: str
     group_name: str
+    listed_time: str = ""
+
+    @property
+    def day_disagrees(self) -> bool:
+        """The listing's `time` names another day than the file name."""
+        return bool(self.listed_time) and self.listed_time[:10] != self.day
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "file_name": self.file_name, "status": self.status, "time": self.day,
-                "replication_ip": self.replication_ip, "group_name": self.group_name}
+        return {"id": self.id, "file_name": self.file_name, "status": self.status, "time": self.listed_time,
+                "day": self.day, "replication_ip": self.replication_ip, "group_name": self.group_name}
 
 
 class _RememberRetryAfter(DefaultExceptionHandler):
@@ -275,7 +294,8 @@ class Dcs:
             for item in page:
                 if item.id and item.id not in found:
                     found[item.id] = LogEntry(item.id, item.file_name or "", (item.status or "").lower(),
-                                              item.time or "", item.replication_ip or "", item.group_name or "")
+                                              log_day_of(item.file_name or "", item.time or ""),
+                                              item.replication_ip or "", item.group_name or "", item.time or "")
                     new += 1
             offset += len(page)
             if not page or not new or (total is not None and len(found) >= total):

@@ -366,3 +366,14 @@ def test_an_implausibly_small_remaining_time_at_the_start_falls_back_to_the_time
     assert summary["jobs"][0]["outcome"] == "done", "not parked for want of time"
     assert "configured timeout 900 s" in summary["deadline_fallback"]
     assert cloud.archive_keys() == sorted(expected_files(cloud, inst, [cloud.yesterday()]))
+
+
+@pytest.mark.parametrize("collection_date", [False, True])
+def test_the_log_day_comes_from_the_file_name_whatever_the_listing_time_says(cloud, collection_date):
+    emu = cloud.emulator
+    emu.time_is_collection_date = collection_date
+    inst = emu.add_instance(name="ha", tags=TAGS, cache_mode="ha", replicas=2)
+    pipeline(cloud)
+    assert cloud.archive_keys() == sorted(expected_files(cloud, inst, cloud.final_days(inst.instance_id)))
+    odd = [line for line in cloud.log_lines() if '"log_day_disagrees"' in line]
+    assert len(odd) == (1 if collection_date else 0), "said once per job"

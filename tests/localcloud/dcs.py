@@ -291,6 +291,9 @@ class DcsEmulator:
         self.in_progress_visible = False  # list unfinished collections with status "collecting" instead of hiding
         self.redislog_offset_base = 1
         self.proxy_downloads = False  # route every link through the emulator, not only when a Download fault is armed
+        # ListRedislog's `time` is documented as "the date run logs are collected": list that instead of the log's
+        # day (the only public example has them equal; Real-cloud-facts, DCS)
+        self.time_is_collection_date = False
         # a finished day's log is written into the store once (store_final_logs, or its first collection) and
         # every collection lists that object: collections of large scenarios cost the emulator next to nothing
         self.reuse_final_logs = False
@@ -788,7 +791,8 @@ class DcsEmulator:
             return Reply(204)
         start = max(offset - 1, 0) if self.redislog_offset_base == 1 else offset
         page = [{
-            "id": e.id, "file_name": e.file_name, "status": status, "time": e.day.isoformat(),
+            "id": e.id, "file_name": e.file_name, "status": status,
+            "time": (e.collected_at.astimezone(self.tz).date() if self.time_is_collection_date else e.day).isoformat(),
             "replication_ip": e.node.replication_ip, "group_name": e.node.group_name, "backup_id": e.id,
         } for e, status in listed[start:start + limit]]
         return Reply(200, {"total_num": len(listed), "file_list": page})

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.dcs import LogEntry
+from shared.dcs import LogEntry, log_day_of
 from shared.keys import file_key
 from shared.selection import FINAL, PARTIAL, Plan, is_settled, log_day, plan_copies
 
@@ -360,3 +360,16 @@ def test_a_job_requested_just_before_midnight_local_leaves_the_day_open():
     collection_day = log_day(requested, CST)
     p = plan([entry("new", day="2026-11-21")], collection_day=collection_day)
     assert p.copies == []
+
+
+@pytest.mark.parametrize("name, time, day", [
+    ("redis_192.168.0.142_2021-04-16.log", "2021-04-16", "2021-04-16"),
+    ("redis_192.168.0.142_2021-04-16.log", "2021-04-22", "2021-04-16"),
+    ("redis_192.168.0.142_2021-04-16.log", "2021-04-22 10:00:00", "2021-04-16"),
+    ("redis-run.log", "2021-04-22", "2021-04-22"),
+    ("redis_10.0.0.1_20210416.log", "2021-04-16T01:00:00Z", "2021-04-16"),
+])
+def test_the_log_day_is_the_file_names_day_else_the_listing_time(name, time, day):
+    entry = LogEntry("e", name, "succeed", log_day_of(name, time), "10.0.0.1", "g", time)
+    assert entry.day == day
+    assert entry.day_disagrees == (time[:10] != day)
