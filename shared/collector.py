@@ -68,6 +68,7 @@ class Collector:
         if request.action == "collect":
             summary.update(self._collect(request.instance_ids))
         summary["manifests_written"] = self._write_manifests()
+        summary["report_written"] = self._write_report(bool(summary["manifests_written"]))
         summary["duration_s"] = round(time.monotonic() - started, 3)
         self.log.info("collector_summary", **summary)
         return summary
@@ -270,6 +271,23 @@ class Collector:
         for day in days:
             self.log.info("manifest_written", day=day, key=manifest_key(self.config.archive_prefix, day))
         return days
+
+    def _write_report(self, manifests_written: bool) -> bool:
+        """The HTML report at <ARCHIVE_PREFIX>_report/index.html (shared/report.py), rewritten when manifests were
+        written, a ledger changed since, or it is from an earlier day; never fatal: it is a view of the archive."""
+        if self.deadline.expired():
+            return False
+        try:
+            from shared.report import publish  # Jinja2 is loaded only by the runs that write the report
+
+            written = publish(self.queue.obs, self.config, self.ledgers, self.now(),
+                              manifests_written=manifests_written)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks the report must not fail the collector's run
+            self.log.error("report_write_failed", error=f"{type(exc).__name__}: {exc}"[:500])
+            return False
+        if written:
+            self.log.info("report_written", **written)
+        return bool(written)
 
     def _window(self, ledger: Optional[Ledger], mode: str, targets: list[Replica],
                 today: date) -> tuple[int, list[Replica]]:
