@@ -1,12 +1,15 @@
 """Command line, for trials, backfills and hosts without FunctionGraph (`python -m shared.cli --help`).
 
     run            the collector, then the archiver over the queue's pending jobs, in this process
-    setup-buckets  create the archive and queue buckets if missing, with lifecycle rules (idempotent)
+    setup-buckets  create the archive and queue buckets if missing, with lifecycle rules (idempotent); WORM
+                   retention and default encryption of the archive bucket
     status         the node-day ledger as a table (exit 1 when a node-day is missing or failed)
     verify         the daily manifests' hash chain and the objects they list (--deep re-hashes the content)
     ls             an instance's archived node-days: state, sizes, digest counts
     get            an instance's archived lines, decompressed (--merge: all nodes in time order)
     grep           search an instance's archived lines, many files in parallel
+    report         one self-contained HTML page: every node's every day by state, digest counts, what needs attention
+    report-link    a presigned link to the report the collector writes daily into the archive bucket
 
 Configuration and credentials come from the same environment variables as the functions. Summaries go to
 stdout as JSON; progress goes to stderr, as short lines on a terminal and JSON lines otherwise.
@@ -29,7 +32,7 @@ from shared.config import ConfigError, load_config
 from shared.events import CollectorRequest, ObjectRef
 from shared.ledger import FAILED, MISSING, LedgerStore, status_table, window
 from shared.logs import JsonLogger
-from shared.obs import Obs, ObsError
+from shared.obs import Encryption, Obs, ObsError
 from shared.obs import build_client as build_obs_client
 from shared.runtime import credentials_from
 from shared.selection import log_day
@@ -113,8 +116,12 @@ def cmd_setup_buckets(args: argparse.Namespace) -> int:
     retention = Retention(warm_after_days=args.warm_after_days or None,
                           cold_after_days=args.cold_after_days or None,
                           expire_after_days=args.expire_after_days or None, versioning=args.versioning,
-                          done_expire_days=args.done_expire_days or None)
-    print(json.dumps(setup_buckets(obs, config, retention, log), indent=1))
+                          done_expire_days=args.done_expire_days or None, worm_days=args.worm_days or None)
+    if args.kms_key_id and args.encryption != "kms":
+        raise SetupError("--kms-key-id: only with --encryption kms")
+    key_id = args.kms_key_id or (config.archive_kms_key_id if args.encryption == "kms" else None)
+    encryption = Encryption(args.encryption, key_id) if args.encryption else None
+    print(json.dumps(setup_buckets(obs, config, retention, log, encryption), indent=1))
     return 0
 
 
@@ -157,6 +164,18 @@ def _reader(args: argparse.Namespace, on_bytes: Any = None) -> tuple[Any, str, O
     today = log_day(datetime.now(timezone.utc), config.log_timezone)
     instance_id, name = reader.resolve(args.instance, date.fromisoformat(today))
     return reader, instance_id, name, today
+
+
+def _ledger_of(instance_id: str) -> Any:
+    """The instance's node-day ledger, or None (none yet, or unreadable: the listing is used alone)."""
+    from shared.ledger import MalformedLedger
+
+    config = load_config(needs_tags=False)
+    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    try:
+        return LedgerStore(obs, config.queue_bucket, config.queue_prefix).read(instance_id)
+    except (MalformedLedger, ObsError):
+        return None
 
 
 def _days(args: argparse.Namespace, today: str) -> tuple[Optional[str], Optional[str]]:
@@ -234,11 +253,22 @@ def _size(n: Optional[int]) -> str:
 def cmd_ls(args: argparse.Namespace) -> int:
     """The node-days of one instance: state, sizes and the digest's counts (from the object's metadata)."""
     from shared.digest import notable
-    from shared.readback import labels
+    from shared.readback import labels, with_ledger, with_metadata
 
     reader, instance_id, name, today = _reader(args)
     since, until = _days(args, today)
-    rows = reader.node_days(instance_id, since, until)
+    ledger = _ledger_of(instance_id)
+    rows = reader.node_days(instance_id, since, until, metadata=ledger is None)
+    if ledger is not None:  # the ledger gives sizes and digests without a HEAD per object, and the days with none
+        first = since or min([r.day for r in rows] + window(date.fromisoformat(today))[:1])
+        last = until or (date.fromisoformat(today) - timedelta(days=1)).isoformat()
+        span = [(date.fromisoformat(first) + timedelta(days=n)).isoformat()
+                for n in range((date.fromisoformat(last) - date.fromisoformat(first)).days + 1)]
+        rows = with_ledger(rows, ledger, span)
+        bare = [r for r in rows if r.recorded_state is None and r.original_size is None]  # e.g. a partial copy
+        if bare:
+            heads = {r.key: reader.obs.head(reader.bucket, r.key) or {} for r in bare}
+            rows = [with_metadata(r, heads[r.key]) if r.key in heads else r for r in rows]
     name = name or next((r.instance_name for r in rows if r.instance_name), None)
     label = labels(rows)
     if args.json:
@@ -252,7 +282,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     print(f"{'day':<10}  {'node':<{width}}  {'state':<8}  {'size':>10}  {'stored':>10}  {'lines':>8}  events")
     for r in rows:
         d = r.digest
-        events = " ".join(f"{c}={n}" for c, n in notable(d).items()) if d else "-"
+        events = " ".join(f"{c}={n}" for c, n in notable(d).items()) if d else (r.reason or "-")
         lines = str(d["lines"]) if d else "-"
         print(f"{r.day:<10}  {label[r.key]:<{width}}  {r.state:<8}  {_size(r.original_size):>10}  "
               f"{_size(r.stored_size):>10}  {lines:>8}  {events or '.'}")
@@ -356,6 +386,52 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+# --- the HTML report (shared/report.py) ---------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the report to a local file (`--out -`: stdout) from the ledgers and, beyond them, the manifests."""
+    from shared.jobs import iso
+    from shared.report import load
+
+    config = load_config(needs_tags=False)
+    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    now = datetime.now(timezone.utc)
+    today = date.fromisoformat(log_day(now, config.log_timezone))
+    try:
+        loaded = load(obs, config.archive_bucket, config.archive_prefix,
+                      LedgerStore(obs, config.queue_bucket, config.queue_prefix), today, iso(now),
+                      since=args.since, until=args.until)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out == "-":
+        sys.stdout.write(loaded.html)
+    else:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(loaded.html)
+    r = loaded.report
+    print(f"report {r.since} .. {r.until}: {len(r.instances)} instance(s), {r.totals.node_days} node-days ("
+          + ", ".join(f"{n} {s}" for s, n in r.totals.counts.items()) + f"), {r.totals.notable} notable event(s)"
+          + ("" if args.out == "-" else f" -> {args.out}"), file=sys.stderr)
+    return 0
+
+
+def cmd_report_link(args: argparse.Namespace) -> int:
+    """A presigned GET link to the bucket's copy of the report (esdk-obs-python createSignedUrl)."""
+    from shared.report import report_key
+
+    config = load_config(needs_tags=False)
+    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    key = report_key(config.archive_prefix)
+    if obs.head(config.archive_bucket, key) is None:
+        print(f"error: no report at {config.archive_bucket}/{key} yet: the collector writes it at the end of a "
+              "run; `python -m shared.cli report --out FILE` writes one locally", file=sys.stderr)
+        return 1
+    signed = obs.client.createSignedUrl("GET", config.archive_bucket, key, expires=args.expires)
+    print(signed.signedUrl)
+    print(f"valid for {args.expires} s (less if the credentials are temporary and expire first)", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -375,6 +451,13 @@ def parser() -> argparse.ArgumentParser:
     setup.add_argument("--versioning", action="store_true", help="enable versioning on the archive bucket")
     setup.add_argument("--done-expire-days", type=int, default=30, help="delete finished job records after "
                                                                         "N days (0: keep; default 30)")
+    setup.add_argument("--worm-days", type=int, default=0, help="WORM: create the archive bucket with object lock "
+                       "and a default COMPLIANCE retention of N days (1-36500; versioning on; needs QUEUE_BUCKET "
+                       "to be another bucket; retention can only be extended)")
+    setup.add_argument("--encryption", choices=("obs", "kms"), help="the archive bucket's default server-side "
+                       "encryption: SSE-OBS or SSE-KMS (the archiver asks for ARCHIVE_ENCRYPTION on each object)")
+    setup.add_argument("--kms-key-id", help="with --encryption kms: the KMS key (default ARCHIVE_KMS_KEY_ID, else "
+                                            "OBS's default key)")
     setup.set_defaults(func=cmd_setup_buckets)
     status = sub.add_parser("status", help="the node-day ledger: every node's every day and its state")
     status.add_argument("--instance", help="one instance, by id or name")
@@ -417,6 +500,15 @@ def parser() -> argparse.ArgumentParser:
     grep.add_argument("-c", "--count", action="store_true", help="print the count of matching lines per node-day")
     grep.add_argument("--workers", type=int, default=8, help="files searched at once (default 8)")
     grep.set_defaults(func=cmd_grep)
+    report = sub.add_parser("report", help="write the HTML report: node x day calendars, digest counts, totals")
+    report.add_argument("--out", required=True, help="the file to write (- for stdout)")
+    report.add_argument("--since", help="first day (yyyy-mm-dd; default: the first day known, at most 30 days "
+                                        "before --until)")
+    report.add_argument("--until", help="last day (yyyy-mm-dd; default and latest: yesterday)")
+    report.set_defaults(func=cmd_report)
+    link = sub.add_parser("report-link", help="print a presigned link to the report in the archive bucket")
+    link.add_argument("--expires", type=int, default=86400, help="seconds the link stays valid (default 86400)")
+    link.set_defaults(func=cmd_report_link)
     return p
 
 

@@ -60,16 +60,45 @@ class NodeDay:
     instance_name: Optional[str] = None
     digest: Optional[dict] = None
     metadata: dict = field(default_factory=dict, compare=False, repr=False)
+    recorded_state: Optional[str] = None  # the ledger's state of a node-day with no object (no-log, failed, missing)
+    reason: Optional[str] = None
 
     @property
     def state(self) -> str:
-        return PARTIAL if self.partial else ARCHIVED
+        return self.recorded_state or (PARTIAL if self.partial else ARCHIVED)
 
     def as_dict(self) -> dict:
         return {"instance_id": self.instance_id, "instance_name": self.instance_name, "day": self.day,
                 "group": self.group, "node": self.node, "file": self.file, "state": self.state, "key": self.key,
                 "compressed": self.compressed, "stored_size": self.stored_size,
-                "original_size": self.original_size, "sha256": self.sha256, "digest": self.digest}
+                "original_size": self.original_size, "sha256": self.sha256, "digest": self.digest,
+                **({"reason": self.reason} if self.reason else {})}
+
+
+def with_ledger(rows: Sequence[NodeDay], ledger: Any, days: Sequence[str]) -> list[NodeDay]:
+    """The rows completed by the node-day ledger (shared/ledger.py): sizes, SHA-256 and digest of the archived
+    node-days from its records (no HEAD needed), and a row for each node-day with no object: no-log, failed or
+    missing, with the reason. Rows the ledger does not know stay as they are."""
+    by_node_day = {(r.node, r.day): r for r in rows if not r.partial}
+    out = list(rows)
+    for node, day, state in ledger.node_days(days):
+        record = node.days.get(day, {})
+        row = by_node_day.get((node.ip, day))
+        if row is not None:
+            if state == ARCHIVED:
+                out[out.index(row)] = replace(
+                    row, original_size=row.original_size if row.original_size is not None else record.get("bytes_in"),
+                    sha256=row.sha256 or record.get("sha256"), digest=row.digest or record.get("digest"),
+                    instance_name=row.instance_name or ledger.instance_name or None)
+            continue
+        if state == ARCHIVED:
+            state, reason = "object-missing", f"the ledger records {record.get('key')}, the listing does not show it"
+        else:
+            reason = record.get("reason") or (node.last_error if state == "missing" else None)
+        out.append(NodeDay(instance_id=ledger.instance_id, day=day, group=node.group, file="", key=f"~{node.ip}/{day}",
+                           partial=False, compressed=False, stored_size=0, node=node.ip or "(single node)",
+                           instance_name=ledger.instance_name or None, recorded_state=state, reason=reason))
+    return sorted(out, key=lambda r: (r.day, r.group, r.node, r.file))
 
 
 def parse_key(archive_prefix: str, key: str) -> Optional[dict]:

@@ -57,6 +57,9 @@ def test_ls_lists_every_node_day_with_state_sizes_and_digest_counts_by_id_or_nam
     days = cloud.final_days(catalog.instance_id)
     today = cloud.emulator.today().isoformat()
     assert len(days) == 7
+    # the listing and the objects' metadata alone, as for an archive older than the node-day ledger (the ledger,
+    # when there is one, is read instead: test_ls_prefers_the_ledger...)
+    cloud.obs.delete(cloud.queue_bucket, f"redis-run-log-jobs/ledger/{catalog.instance_id}.json")
 
     # give one object a digest of its own (the archiver's copy may write one for every object)
     node = node_order(catalog)[1]
@@ -177,3 +180,19 @@ def test_get_into_a_pipe_closed_early_stops_quietly(cloud):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 3 and "Traceback" not in done.stderr
+
+
+def test_ls_prefers_the_ledger_and_shows_the_node_days_without_an_object(cloud, capsysbinary):
+    emu = cloud.emulator
+    inst = emu.add_instance(name="sessions", tags=TAGS, cache_mode="ha", replicas=2, log_size=20_000)
+    master, standby = inst.nodes
+    quiet_day = (emu.today() - date.resolution * 3).isoformat()
+    emu.set_node_missing_days(inst.instance_id, standby.replication_ip, [quiet_day])
+    env = {"API_MAX_RETRIES": "0", "COLLECT_POLL_SECONDS": "0.1"}
+    pipeline(cloud, **env)
+    code, out, err = run(capsysbinary, "ls", "--instance", "sessions", "--json")
+    assert code == 0, err
+    rows = {(r["node"], r["day"]): r for r in map(json.loads, out.decode().splitlines())}
+    assert rows[(standby.replication_ip, quiet_day)]["state"] == "no-log"
+    archived = rows[(master.replication_ip, quiet_day)]
+    assert archived["state"] == "archived" and archived["digest"]["lines"] > 0 and archived["sha256"]
