@@ -16,11 +16,17 @@ T = TypeVar("T")
 QUERY_TIMES = (0, 1, 3, 7)
 STORAGE_CLASSES = ("STANDARD", "WARM", "COLD")
 COMPRESSIONS = ("gzip", "none")
+# Server-side encryption of archived objects: none, SSE-OBS (keys OBS manages) or SSE-KMS (a KMS key): api-obs
+# obs_04_0188 "Server-Side Encryption", obs_04_0173 "SSE-OBS", obs_04_0106 "SSE-KMS".
+ENCRYPTIONS = ("none", "obs", "kms")
 REPLICA_CHOICES = ("all", "master")
 _TAG_KEY = re.compile(r"^[^=,\s][^=,]*$")
 _TZ = re.compile(r"^(?:UTC)?([+-])(\d{2}):?(\d{2})$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _OBS_HOST = re.compile(r"^obs\.[a-z0-9-]+\.([a-z0-9.-]+\.[a-z]{2,})$")
+# A KMS key as OBS takes it in x-obs-server-side-encryption-kms-key-id: `key_id` or
+# `regionID:domainID:key/key_id` (api-obs obs_04_0106); an alias form (`alias/...`) passes too.
+_KMS_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:/._-]{0,254}$")
 
 # Regions with an OBS endpoint, from the OBS region table of Huawei Cloud's Python SDK v3
 # (huaweicloud/huaweicloud-sdk-python-v3, huaweicloud-sdk-obs/huaweicloudsdkobs/v1/region/obs_region.py; that
@@ -61,6 +67,8 @@ class Config:
     log_timezone: timezone
     archive_open_day: bool
     obs_path_style: bool = False
+    archive_encryption: str = "none"
+    archive_kms_key_id: str = ""
     query_time_auto: bool = True
     # tuning knobs
     collect_concurrency: int = 8
@@ -192,6 +200,26 @@ def _host_list(raw: str) -> tuple[str, ...]:
     return items
 
 
+def _kms_key_id(raw: str) -> str:
+    if not _KMS_KEY_ID.match(raw):
+        raise ValueError("")
+    return raw
+
+
+def parse_encryption(env: Mapping[str, str]) -> tuple[str, str]:
+    """ARCHIVE_ENCRYPTION and ARCHIVE_KMS_KEY_ID, checked together: `kms` needs a key id, and a key id without
+    `kms` would be silently unused."""
+    mode = _parse(env, "ARCHIVE_ENCRYPTION", "none", _choice(ENCRYPTIONS, str.lower), "none, obs or kms")
+    key_id = _parse(env, "ARCHIVE_KMS_KEY_ID", "", _kms_key_id,
+                    "a KMS key id (key_id or regionID:domainID:key/key_id)")
+    if mode == "kms" and not key_id:
+        raise ConfigError("ARCHIVE_KMS_KEY_ID: required with ARCHIVE_ENCRYPTION=kms (the id of the KMS key that "
+                          "encrypts the archived objects)")
+    if key_id and mode != "kms":
+        raise ConfigError(f"ARCHIVE_KMS_KEY_ID={key_id}: only with ARCHIVE_ENCRYPTION=kms (it is {mode})")
+    return mode, key_id
+
+
 def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = True) -> Config:
     """Read and validate the whole configuration; raise ConfigError on the first bad variable.
 
@@ -237,6 +265,7 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
     if queue_bucket == archive_bucket and _overlap(archive_prefix, queue_prefix):
         raise ConfigError(f"QUEUE_PREFIX={queue_prefix}: must not overlap ARCHIVE_PREFIX={archive_prefix} "
                           "in the same bucket")
+    archive_encryption, archive_kms_key_id = parse_encryption(env)
 
     return Config(
         region=region or "",
@@ -262,6 +291,8 @@ def load_config(env: Optional[Mapping[str, str]] = None, *, needs_tags: bool = T
                             "a UTC offset such as +08:00"),
         archive_open_day=_parse(env, "ARCHIVE_OPEN_DAY", False, parse_bool, "true or false"),
         obs_path_style=_parse(env, "OBS_PATH_STYLE", False, parse_bool, "true or false"),
+        archive_encryption=archive_encryption,
+        archive_kms_key_id=archive_kms_key_id,
         query_time_auto=_parse(env, "QUERY_TIME_AUTO", True, parse_bool, "true or false"),
         collect_concurrency=_parse(env, "COLLECT_CONCURRENCY", 8, _int_range(1, 64), "an integer 1-64"),
         copy_concurrency=_parse(env, "COPY_CONCURRENCY", 4, _int_range(1, 16), "an integer 1-16"),

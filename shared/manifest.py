@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from typing import Iterable, Optional
 
 from shared.ledger import ARCHIVED, FAILED, MISSING, NO_LOG, Ledger, LedgerStore, MalformedLedger, window
-from shared.obs import Obs
+from shared.obs import Encryption, Obs
 
 SCHEMA_VERSION = 1
 FLEET_KEEP_DAYS = 40
@@ -211,9 +211,10 @@ class ManifestWriter:
             manifest = build_manifest(d, matched, skipped, ledgers, prev, amended, written_at)
             data = encode(manifest)
             key = manifest_key(self.archive_prefix, d)
+            # encrypted as the archived objects are (ARCHIVE_ENCRYPTION; this writer is built without the Config)
             self.archive.put_bytes(self.archive_bucket, key, data, content_type="application/json",
                                    metadata={"sha256": sha256(data), "previous-sha256": (prev or {}).get("sha256")
-                                             or "none"})
+                                             or "none"}, encryption=Encryption.from_environment())
             open_list += open_entries(manifest)
             prev = {"day": d, "key": key, "sha256": sha256(data)}
             self.queue.put_json(self.queue_bucket, self.head_key, {**prev, "open": open_list})

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import ssl
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import certifi
 from obs import (
@@ -28,6 +29,7 @@ from obs import (
     ListMultipartUploadsRequest,
     ObsClient,
     PutObjectHeader,
+    SseKmsHeader,
 )
 
 from shared.runtime import Credentials
@@ -58,6 +60,55 @@ class _PartStream(io.RawIOBase):
     def close(self) -> None:  # the SDK closes the stream when sent; the buffer stays the caller's
         self._view.release()
         super().close()
+
+
+@dataclass(frozen=True)
+class Encryption:
+    """Server-side encryption asked for on each object written: `obs` (SSE-OBS, keys OBS manages) or `kms`
+    (SSE-KMS with the KMS key `kms_key_id`). Headers: api-obs obs_04_0188, obs_04_0173, obs_04_0106."""
+
+    mode: str
+    kms_key_id: Optional[str] = None
+
+    @classmethod
+    def of(cls, mode: str, kms_key_id: Optional[str] = None) -> Optional[Encryption]:
+        """The encryption for ARCHIVE_ENCRYPTION's value (`none`: None) and ARCHIVE_KMS_KEY_ID."""
+        return None if mode in ("", "none") else cls(mode, kms_key_id or None)
+
+    @classmethod
+    def from_environment(cls, env: Optional[Mapping[str, str]] = None) -> Optional[Encryption]:
+        """From ARCHIVE_ENCRYPTION and ARCHIVE_KMS_KEY_ID (shared.config.parse_encryption), for writers built
+        without the Config (the collector's ManifestWriter); the functions' environment is their configuration."""
+        from shared.config import parse_encryption
+
+        return cls.of(*parse_encryption(os.environ if env is None else env))
+
+
+def protocol_prefix(client: ObsClient) -> str:
+    """`x-obs-` when the client speaks the OBS protocol, `x-amz-` when it signs the S3 way: with signature
+    negotiation on (`path_style=False`, production) the SDK asks the server and OBS answers for its own protocol
+    (`_getApiVersion`, `x-obs-api: 3.0`); with it off (path style, the local cloud) the configured signature
+    decides (esdk-obs-python 3.26.6 `obs/client.py`, `_BasicClient.__init__`)."""
+    if getattr(client, "is_signature_negotiation", False):
+        return "x-obs-"
+    return "x-obs-" if str(getattr(client, "signature", "")).lower() == "obs" else "x-amz-"
+
+
+def sse_request(client: ObsClient, encryption: Optional[Encryption]) -> tuple[Optional[SseKmsHeader],
+                                                                              Optional[dict]]:
+    """The SDK's `sseHeader` and the extension headers that ask for `encryption` (None: neither)."""
+    if encryption is None:
+        return None, None
+    if encryption.mode == "kms":
+        # the SDK names and values both protocols' headers: x-obs-server-side-encryption: kms and
+        # x-obs-server-side-encryption-kms-key-id, or x-amz-...: aws:kms and ...-aws-kms-key-id
+        # (obs/convertor.py `_set_sse_header`)
+        return SseKmsHeader.getInstance(key=encryption.kms_key_id), None
+    if encryption.mode == "obs":
+        # SSE-OBS is `x-obs-server-side-encryption: AES256` (obs_04_0173); through SseKmsHeader the SDK would send
+        # "aws:AES256" in the S3 protocol, so the header goes by name
+        return None, {f"{protocol_prefix(client)}server-side-encryption": "AES256"}
+    raise ValueError(f"unknown encryption mode {encryption.mode!r}")
 
 
 class ObsError(Exception):
@@ -177,24 +228,28 @@ class Obs:
 
     # --- small objects -------------------------------------------------------------------------------
     def put_bytes(self, bucket: str, key: str, data: bytes, *, metadata: Optional[dict] = None,
-                  content_type: str = "application/octet-stream", storage_class: Optional[str] = None) -> str:
+                  content_type: str = "application/octet-stream", storage_class: Optional[str] = None,
+                  encryption: Optional[Encryption] = None) -> str:
         headers = PutObjectHeader(contentType=content_type)
         if storage_class:
             headers.storageClass = storage_class
+        headers.sseHeader, extension = sse_request(self.client, encryption)
         resp = self._safe("PutObject", bucket, key, self.client.putContent, bucket, key, data,
-                          metadata=metadata or None, headers=headers)
+                          metadata=metadata or None, headers=headers, extensionHeaders=extension)
         self._check("PutObject", bucket, key, resp)
         return (getattr(resp.body, "etag", None) or "").strip('"')
 
     def put_buffer(self, bucket: str, key: str, data: bytes | bytearray, *, metadata: Optional[dict] = None,
-                   content_type: str = "application/octet-stream", storage_class: Optional[str] = None) -> str:
+                   content_type: str = "application/octet-stream", storage_class: Optional[str] = None,
+                   encryption: Optional[Encryption] = None) -> str:
         """One PUT of a buffer streamed as it is read, without the SDK's copies of it; a stream is not
         retried by the SDK, so the caller retries."""
         headers = PutObjectHeader(contentType=content_type, contentLength=len(data))
         if storage_class:
             headers.storageClass = storage_class
+        headers.sseHeader, extension = sse_request(self.client, encryption)
         resp = self._safe("PutObject", bucket, key, self.client.putContent, bucket, key, _PartStream(data),
-                          metadata=metadata or None, headers=headers)
+                          metadata=metadata or None, headers=headers, extensionHeaders=extension)
         self._check("PutObject", bucket, key, resp)
         return (getattr(resp.body, "etag", None) or "").strip('"')
 
@@ -263,9 +318,13 @@ class Obs:
     # --- multipart -----------------------------------------------------------------------------------
     def initiate_multipart(self, bucket: str, key: str, *, metadata: Optional[dict] = None,
                            content_type: str = "application/octet-stream",
-                           storage_class: Optional[str] = None) -> str:
+                           storage_class: Optional[str] = None, encryption: Optional[Encryption] = None) -> str:
+        # the parts need no encryption headers: they join an upload whose encryption was set at its initiation
+        # (api-obs obs_04_0188 lists SSE-KMS/SSE-OBS headers for InitiateMultipartUpload, SSE-C only for parts)
+        sse, extension = sse_request(self.client, encryption)
         resp = self._safe("InitiateMultipartUpload", bucket, key, self.client.initiateMultipartUpload, bucket,
-                          key, storageClass=storage_class, metadata=metadata or None, contentType=content_type)
+                          key, storageClass=storage_class, metadata=metadata or None, contentType=content_type,
+                          sseHeader=sse, extensionHeaders=extension)
         self._check("InitiateMultipartUpload", bucket, key, resp)
         return resp.body.uploadId
 

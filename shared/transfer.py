@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from shared.obs import Obs, ObsError
+from shared.obs import Encryption, Obs, ObsError
 
 READ_CHUNK = 1024 * 1024
 UPLOAD_THREADS = 2
@@ -157,8 +157,10 @@ class _Packer(threading.Thread):
 
     def __init__(self, obs: Obs, bucket: str, key: str, *, known_large: bool, compression: str, level: int,
                  part_size: int, single_put_max: int, metadata: dict, content_type: str,
-                 storage_class: Optional[str], uploader_threads: int) -> None:
+                 storage_class: Optional[str], uploader_threads: int,
+                 encryption: Optional[Encryption] = None) -> None:
         super().__init__(daemon=True)
+        self.encryption = encryption
         self.obs, self.bucket, self.key = obs, bucket, key
         self.known_large, self.part_size, self.single_put_max = known_large, part_size, single_put_max
         self.uploader_threads = uploader_threads
@@ -203,7 +205,8 @@ class _Packer(threading.Thread):
         if self.uploader is None:
             self.upload_id = self.obs.initiate_multipart(self.bucket, self.key, metadata=self.metadata,
                                                          content_type=self.content_type,
-                                                         storage_class=self.storage_class)
+                                                         storage_class=self.storage_class,
+                                                         **_encrypted(self.encryption))
             self.uploader = _PartUploader(self.obs, self.bucket, self.key, self.upload_id, self.uploader_threads)
         # a part may run past part_size (by less than a chunk, or up to the single-PUT threshold for the first):
         # parts need only be >= 5 MiB (but the last); the buffer itself is handed over, not copied
@@ -258,7 +261,8 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
               single_put_max: int = 16 * 2**20, storage_class: Optional[str] = None,
               timeout: tuple[float, float] = (10, 120), uploader_threads: int = UPLOAD_THREADS,
               tap: Optional[Callable[[bytes], None]] = None,
-              late_metadata: Optional[Callable[[], dict]] = None) -> CopyResult:
+              late_metadata: Optional[Callable[[], dict]] = None,
+              encryption: Optional[Encryption] = None) -> CopyResult:
     """Copy the file behind `url` to `bucket/key`; raise CopyError (after cleaning up) on any failure.
 
     `tap`, if given, is called with every downloaded chunk of the original bytes, in order, on a thread of its
@@ -266,6 +270,7 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
     attempt a fresh tap. An exception from it is kept in CopyResult.tap_error and does not fail the copy.
     `late_metadata`, if given, is called once every byte is read (the tap included) and its items join the
     metadata of an object written with one PUT (a multipart object's metadata was fixed at its initiation).
+    `encryption`, if given, is asked for on the single PUT or at the multipart upload's initiation.
     """
     content_type = "application/gzip" if compression == "gzip" else "text/plain"
     try:
@@ -283,7 +288,7 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
                          known_large=compression == "none" and expected is not None and expected > single_put_max,
                          compression=compression, level=level, part_size=part_size, single_put_max=single_put_max,
                          metadata=initial, content_type=content_type, storage_class=storage_class,
-                         uploader_threads=uploader_threads)
+                         uploader_threads=uploader_threads, encryption=encryption)
         packer.start()
         feeder = _TapFeeder(tap) if tap is not None else None
         if feeder is not None:
@@ -312,7 +317,7 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
             if packer.uploader is None:
                 extra = late_metadata() if late_metadata is not None and tap_error is None else {}
                 sealed = {**metadata, **extra, "original-size": str(bytes_in), "sha256": digest}
-                _put_with_retry(obs, bucket, key, tail, sealed, content_type, storage_class)
+                _put_with_retry(obs, bucket, key, tail, sealed, content_type, storage_class, encryption)
                 return CopyResult(key, bytes_in, len(tail), digest, False, True, tap_error)
             uploader = packer.uploader
             if tail:
@@ -340,13 +345,19 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
             raise
 
 
+def _encrypted(encryption: Optional[Encryption]) -> dict:
+    """The `encryption` keyword of the Obs writes, given only when there is one to ask for (so a writer without
+    that argument, such as the unit tests' fake, still serves unencrypted copies)."""
+    return {"encryption": encryption} if encryption is not None else {}
+
+
 def _put_with_retry(obs: Obs, bucket: str, key: str, data: bytearray, metadata: dict, content_type: str,
-                    storage_class: Optional[str]) -> None:
+                    storage_class: Optional[str], encryption: Optional[Encryption] = None) -> None:
     # a streamed PUT is not retried by the SDK: one more try here, as for a part
     for attempt in range(1, PART_ATTEMPTS + 1):
         try:
             obs.put_buffer(bucket, key, data, metadata=metadata, content_type=content_type,
-                           storage_class=storage_class)
+                           storage_class=storage_class, **_encrypted(encryption))
             return
         except ObsError:
             if attempt == PART_ATTEMPTS:
