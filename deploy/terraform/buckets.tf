@@ -4,15 +4,25 @@
 # must exist already (and setup-buckets applies the same rules).
 #
 # Neither bucket sets force_destroy: `terraform destroy` refuses to delete a bucket that still holds archives.
+#
+# WORM: the provider's bucket resource has no argument for object lock (docs/resources/obs_bucket.md), and OBS
+# enables it only when a bucket is created. For a WORM archive, create the buckets with
+# `python -m shared.cli setup-buckets --worm-days N` and set create_buckets = false (README.md, "WORM retention").
 
 # docs/resources/obs_bucket.md: `bucket`, `acl`, `versioning`, `lifecycle_rule { name, enabled, prefix,
-# transition { days, storage_class }, expiration { days }, abort_incomplete_multipart_upload { days } }`.
+# transition { days, storage_class }, expiration { days }, abort_incomplete_multipart_upload { days } }`,
+# `encryption`, `sse_algorithm` ("kms": SSE-KMS, "AES256": SSE-OBS), `kms_key_id`.
 resource "huaweicloud_obs_bucket" "archive" {
   count = var.create_buckets ? 1 : 0
 
   bucket     = var.archive_bucket
   acl        = "private"
   versioning = var.archive_versioning
+
+  # The bucket's default encryption, as setup-buckets --encryption (the archiver asks for it on every object too).
+  encryption    = var.archive_encryption != "none"
+  sse_algorithm = lookup({ kms = "kms", obs = "AES256" }, var.archive_encryption, null)
+  kms_key_id    = var.archive_encryption == "kms" ? var.archive_kms_key_id : null
 
   lifecycle_rule {
     name    = "redis-run-log-archive"

@@ -40,6 +40,8 @@ locals {
     LOG_TIMEZONE            = var.log_timezone
     ARCHIVE_OPEN_DAY        = tostring(var.archive_open_day)
     OBS_PATH_STYLE          = tostring(var.obs_path_style)
+    ARCHIVE_ENCRYPTION      = var.archive_encryption
+    ARCHIVE_KMS_KEY_ID      = var.archive_kms_key_id
     COLLECT_CONCURRENCY     = tostring(var.collect_concurrency)
     COPY_CONCURRENCY        = tostring(var.copy_concurrency)
     API_MAX_RETRIES         = tostring(var.api_max_retries)
@@ -79,6 +81,8 @@ locals {
     LINK_ALLOW_HTTP_HOSTS   = ""
     ARCHIVE_OPEN_DAY        = "false"
     OBS_PATH_STYLE          = "false"
+    ARCHIVE_ENCRYPTION      = "none"
+    ARCHIVE_KMS_KEY_ID      = ""
     COLLECT_CONCURRENCY     = "8"
     COPY_CONCURRENCY        = "4"
     API_MAX_RETRIES         = "5"

@@ -18,6 +18,7 @@ output "agency" {
     dcs_policy      = huaweicloud_identity_role.dcs.name
     dcs_project     = local.iam_project
     identity_policy = var.attach_identity_policy ? huaweicloud_identityv5_policy.functions[0].name : null
+    kms_policy      = var.archive_encryption == "kms" ? huaweicloud_identity_role.kms[0].name : null
   }
 }
 

@@ -187,6 +187,30 @@ variable "obs_path_style" {
   default     = false
 }
 
+variable "archive_encryption" {
+  description = "ARCHIVE_ENCRYPTION: server-side encryption of every archived object and manifest: \"none\", \"obs\" (SSE-OBS, keys OBS manages) or \"kms\" (SSE-KMS with archive_kms_key_id; the agency gets the KMS grant of deploy/kms-agency-policy.json). With create_buckets, also the archive bucket's default encryption."
+  type        = string
+  default     = "none"
+
+  validation {
+    condition     = contains(["none", "obs", "kms"], var.archive_encryption)
+    error_message = "The archive_encryption must be \"none\", \"obs\" or \"kms\"."
+  }
+}
+
+variable "archive_kms_key_id" {
+  description = "ARCHIVE_KMS_KEY_ID: the KMS key of SSE-KMS (its id, or regionID:domainID:key/key_id); required with archive_encryption = \"kms\", empty otherwise."
+  type        = string
+  default     = ""
+
+  # Set exactly when archive_encryption is "kms": checked by a precondition in iam.tf (a variable's validation
+  # may refer to another variable only from Terraform 1.9).
+  validation {
+    condition     = var.archive_kms_key_id == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9:/._-]{0,254}$", var.archive_kms_key_id))
+    error_message = "The archive_kms_key_id must be a KMS key id (key_id or regionID:domainID:key/key_id)."
+  }
+}
+
 variable "collect_concurrency" {
   description = "COLLECT_CONCURRENCY: instances collected at once (1-64)."
   type        = number
