@@ -262,6 +262,8 @@ class Collector:
 
     def _write_manifests(self) -> list[str]:
         """The daily manifests that are due (their days settled in every ledger), chained; never fatal."""
+        if self.deadline.expired():
+            return []  # the next run writes them
         today = date.fromisoformat(log_day(self.now(), self.config.log_timezone))
         try:
             days = self.manifests.write_due(today, iso(self.now()), self._ledgers_read)
