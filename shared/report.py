@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -33,7 +34,7 @@ NONE = "none"  # a node-day that is not expected: the node did not exist then, o
 DEFAULT_DAYS = 30  # the default range: the last 30 finished days, from the first day anything is known
 TEMPLATE = "report.html.j2"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-ATTENTION_LIMIT = 200  # node-days named in "needs attention" (the counts are always complete)
+ATTENTION_LIMIT = 100  # lines of "needs attention" (runs of days of one node; the counts are always complete)
 EVENTFUL_LIMIT = 10
 
 # state -> (symbol in the cell, label, what it means); the symbol is there so that colour is never the only cue
@@ -183,13 +184,28 @@ class InstanceView:
 
 @dataclass
 class Problem:
-    """A missing or failed node-day, named for "needs attention"."""
+    """Missing or failed node-days of one node, consecutive and for one reason: one line of "needs attention"."""
 
     instance: InstanceView
     node: str
-    day: str
+    first: str
+    last: str
+    days: int
     state: str
     reason: str
+
+
+def _runs(found: list[tuple[InstanceView, str, str, str, str]]) -> list[Problem]:
+    """(instance, node, day, state, reason) node-days as runs of consecutive days with the same state and reason."""
+    out: list[Problem] = []
+    for inst, node, day, state, reason in sorted(found, key=lambda f: (f[0].instance_id, f[1], f[3], f[4], f[2])):
+        prev = out[-1] if out else None
+        if prev is not None and (prev.instance, prev.node, prev.state, prev.reason) == (inst, node, state, reason) \
+                and (date.fromisoformat(prev.last) + timedelta(days=1)).isoformat() == day:
+            prev.last, prev.days = day, prev.days + 1
+        else:
+            out.append(Problem(inst, node, day, day, 1, state, reason))
+    return out
 
 
 @dataclass
@@ -203,7 +219,8 @@ class Report:
     instances: list[InstanceView]
     totals: Totals
     problems: list[Problem]
-    problems_total: int
+    problems_total: int  # node-days
+    problem_runs: int  # lines before the cut
     eventful: list[tuple[InstanceView, NodeRow, Cell]]
     skipped: list[dict]
     skipped_source: str  # where the skipped list comes from ("" when none is known)
@@ -372,7 +389,7 @@ def build(ledgers: Sequence[Ledger], days: Sequence[str], *, today: str, generat
     instances.sort(key=lambda i: ((i.name or "~").lower(), i.instance_id))
 
     fleet = Totals()
-    problems: list[Problem] = []
+    found: list[tuple[InstanceView, str, str, str, str]] = []
     eventful = []
     for inst in instances:
         fleet.merge(inst.totals)
@@ -381,15 +398,16 @@ def build(ledgers: Sequence[Ledger], days: Sequence[str], *, today: str, generat
                 if cell.state in (MISSING, FAILED):
                     reason = cell.record.get("reason") or (f"last refusal: {row.last_error}" if row.last_error
                                                            else "")
-                    problems.append(Problem(inst, row.label, cell.day, cell.state, str(reason)))
+                    found.append((inst, row.label, cell.day, cell.state, str(reason)))
                 if cell.badge:
                     eventful.append((inst, row, cell))
-    problems.sort(key=lambda p: (p.state != MISSING, p.day, p.instance.name, p.node))
+    problems = sorted(_runs(found), key=lambda p: (p.state != MISSING, p.first, p.instance.name, p.node))
     eventful.sort(key=lambda e: (-e[2].critical, -e[2].badge, e[2].day, e[0].name, e[1].label))
     legend = [(CSS_CLASS[s], *STATE_INFO[s]) for s in (ARCHIVED, NO_LOG, MISSING, FAILED, NONE)]
     return Report(generated_at=generated_at, today=today, since=days[0] if days else today,
                   until=days[-1] if days else today, location=location, days=columns, instances=instances,
-                  totals=fleet, problems=problems[:ATTENTION_LIMIT], problems_total=len(problems),
+                  totals=fleet, problems=problems[:ATTENTION_LIMIT], problems_total=len(found),
+                  problem_runs=len(problems),
                   eventful=eventful[:EVENTFUL_LIMIT], skipped=list(skipped), skipped_source=skipped_source,
                   unreadable=list(unreadable), manifest_days=sum(1 for d in days if d < ledger_from and d in manifests),
                   legend=legend)
@@ -497,16 +515,31 @@ def _skipped(archive: Obs, archive_bucket: str, archive_prefix: str, ledgers: Le
     return [], ""
 
 
-def due(report_modified: Optional[datetime], ledgers_modified: Optional[datetime], manifests_written: bool,
-        today: str, tz: tzinfo) -> bool:
-    """Whether the collector rewrites the report: when manifests were written, when there is none yet or it is
-    from an earlier day (the window moved), or when a ledger changed since it was written. Otherwise a sweep
-    every 30 minutes costs one LIST of the ledgers and one of the report."""
-    if manifests_written or report_modified is None:
+def due(written_at: Optional[datetime], built_from: Optional[datetime], ledgers_modified: Optional[datetime],
+        manifests_written: bool, today: str, tz: tzinfo) -> bool:
+    """Whether the collector rewrites the report: when manifests were written, when there is none yet or it was
+    written on an earlier day (the window moved), or when a ledger changed after the newest one the report was
+    built from (`built_from`, kept in the report's metadata). Otherwise a sweep every 30 minutes costs one HEAD
+    of the report and one LIST of the ledgers."""
+    if manifests_written or written_at is None:
         return True
-    if report_modified.astimezone(tz).date().isoformat() < today:
+    if written_at.astimezone(tz).date().isoformat() < today:
         return True
-    return ledgers_modified is not None and ledgers_modified >= report_modified
+    return ledgers_modified is not None and (built_from is None or ledgers_modified > built_from)
+
+
+def _moment(value: Optional[str]) -> Optional[datetime]:
+    """A time from an ISO text or an HTTP date (Last-Modified); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def publish(obs: Obs, config: Any, ledgers: LedgerStore, now: datetime, *, manifests_written: bool = False,
@@ -518,17 +551,18 @@ def publish(obs: Obs, config: Any, ledgers: LedgerStore, now: datetime, *, manif
 
     key = report_key(config.archive_prefix)
     today = log_day(now, config.log_timezone)
+    ledgers_modified = max((o.last_modified for o in obs.list(ledgers.bucket, f"{ledgers.prefix}ledger/")
+                            if o.last_modified is not None), default=None)
     if not force:
-        current = next((o for o in obs.list(config.archive_bucket, key) if o.key == key), None)
-        changed = max((o.last_modified for o in obs.list(ledgers.bucket, f"{ledgers.prefix}ledger/")
-                       if o.last_modified is not None), default=None)
-        if not due(current.last_modified if current else None, changed, manifests_written, today,
-                   config.log_timezone):
+        current = obs.head(config.archive_bucket, key)
+        if not due(_moment((current or {}).get("last-modified")), _moment((current or {}).get("ledgers-modified")),
+                   ledgers_modified, manifests_written, today, config.log_timezone):
             return None
     loaded = load(obs, config.archive_bucket, config.archive_prefix, ledgers, date.fromisoformat(today), iso(now))
     data = loaded.html.encode("utf-8")
     obs.put_bytes(config.archive_bucket, key, data, content_type="text/html; charset=utf-8",
-                  metadata={"report-since": loaded.report.since, "report-until": loaded.report.until})
+                  metadata={"report-since": loaded.report.since, "report-until": loaded.report.until,
+                            "ledgers-modified": ledgers_modified.isoformat() if ledgers_modified else "none"})
     totals = loaded.report.totals.counts
     return {"key": key, "bytes": len(data), "instances": len(loaded.report.instances),
             "since": loaded.report.since, "until": loaded.report.until,

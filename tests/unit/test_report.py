@@ -66,13 +66,14 @@ def test_a_cells_badge_counts_its_notable_events_and_its_title_lists_every_count
     assert report.eventful[0][2] is eventful, "the critical day leads the eventful list"
 
 
-def test_missing_and_failed_node_days_are_named_with_their_reasons():
+def test_missing_and_failed_node_days_are_named_with_their_reasons_in_runs_of_days():
     report = build([a_ledger()], DAYS, today=TODAY, generated_at="now")
-    named = [(p.state, p.day, p.node, p.reason) for p in report.problems]
-    assert named[0] == ("missing", DAYS[4], "10.0.0.2", "copy failed: timeout")
-    assert named[1][3].startswith("last refusal: DCS.4017"), "no reason of its own: the node's last refusal"
-    assert named[-1] == ("failed", DAYS[3], "10.0.0.2", "left DCS's 7-day window: refused")
-    assert report.problems_total == 4
+    named = [(p.state, p.first, p.last, p.days, p.node, p.reason) for p in report.problems]
+    assert named[0] == ("missing", DAYS[4], DAYS[4], 1, "10.0.0.2", "copy failed: timeout")
+    assert named[1][:5] == ("missing", DAYS[5], DAYS[6], 2, "10.0.0.2")
+    assert named[1][5].startswith("last refusal: DCS.4017"), "no reason of its own: the node's last refusal"
+    assert named[-1] == ("failed", DAYS[3], DAYS[3], 1, "10.0.0.2", "left DCS's 7-day window: refused")
+    assert report.problems_total == 4, "node-days, not runs"
 
 
 def test_days_beyond_the_ledgers_come_from_the_manifests_with_their_amendments():
@@ -142,12 +143,14 @@ def test_an_empty_archive_renders_a_page_that_says_so():
 def test_the_report_is_rewritten_on_manifests_a_new_day_or_a_changed_ledger_only():
     tz = timezone(timedelta(hours=8))
     written = datetime(2026, 11, 8, 2, 0, tzinfo=timezone.utc)  # 10:00 on the 8th at +08:00
-    assert due(None, None, False, "2026-11-08", tz), "none yet"
-    assert due(written, None, True, "2026-11-08", tz), "manifests written"
-    assert due(written, None, False, "2026-11-09", tz), "written on an earlier day"
-    assert due(written, written + timedelta(minutes=5), False, "2026-11-08", tz), "a ledger changed since"
-    assert not due(written, written - timedelta(minutes=5), False, "2026-11-08", tz)
-    assert not due(written, None, False, "2026-11-08", tz)
+    built_from = written - timedelta(minutes=1)  # the newest ledger when it was built
+    assert due(None, None, None, False, "2026-11-08", tz), "none yet"
+    assert due(written, built_from, built_from, True, "2026-11-08", tz), "manifests written"
+    assert due(written, built_from, built_from, False, "2026-11-09", tz), "written on an earlier day"
+    assert due(written, built_from, built_from + timedelta(seconds=1), False, "2026-11-08", tz), "a ledger changed"
+    assert due(written, None, built_from, False, "2026-11-08", tz), "built before any ledger existed"
+    assert not due(written, built_from, built_from, False, "2026-11-08", tz), "same second, same ledgers"
+    assert not due(written, None, None, False, "2026-11-08", tz)
     assert report_key("redis-run-logs/") == "redis-run-logs/_report/index.html"
 
 
