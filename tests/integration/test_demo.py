@@ -42,3 +42,18 @@ def test_demo_prints_every_tagged_nodes_files_and_leaves_no_process_behind():
     assert "jobs done: 3, retry: 0, failed: 0" in out
     assert '"archiver_summary"' not in out and "local cloud stopped" in out
     assert weed_processes() <= before, "the demo's SeaweedFS is gone"
+
+    # where the report is: the collector's daily copy (written by the sweep), a local copy, the commands
+    assert '"report_written": true' in out
+    assert "daily copy (written by the collector): s3://demo-redis-log-archive/redis-run-logs/_report/index.html" in out
+    assert "local copy: build/demo-report.html" in out
+    page = (ROOT / "build" / "demo-report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and 'data-instance="catalog-cluster"' in page
+    assert re.search(r"python -m shared.cli report-link\n  -> http://127\.0\.0\.1:\d+/demo-redis-log-archive/"
+                     r"redis-run-logs/_report/index\.html\?\S*Signature=", out)
+    # and a grep that finds something in the demo's logs, with its hits
+    assert "== grep: python -m shared.cli grep 'Connection with master lost' --instance session-store --since -7" in out
+    hits = re.findall(r"^  \d{4}-\d{2}-\d{2} [\d.]+ .*# Connection with master lost\.$", out, flags=re.M)
+    assert len(hits) == 5, "the first five hits are shown"
+    found = re.search(r"^  (\d+) matching line\(s\) in (\d+) node-day\(s\)$", out, flags=re.M)
+    assert found and int(found.group(1)) > 5 and int(found.group(2)) > 0

@@ -158,8 +158,8 @@ def test_the_report_renders_in_chromium_with_the_expected_cells_no_script_error_
         assert parsed.cells[("session-store", master.replication_ip, day)][0] == "archived"
         assert parsed.cells[("orders-cache", single.nodes[0].replication_ip, day)][0] == "archived"
     assert len(parsed.cells) == 21
-    badges = [int(badge) for state, badge in parsed.cells.values() if badge]
-    assert badges and all(n > 0 for n in badges), "the generated logs hold notable events (restarts, master lost)"
+    badges = [badge for _, badge in parsed.cells.values() if badge]
+    assert badges and all(b == "99+" or int(b) > 0 for b in badges), "the generated logs hold notable events"
     assert any("legacy" in row and "Redis 3.0" in row for row in parsed.skipped)
 
     shot = ROOT / "build" / "test-report.png"
