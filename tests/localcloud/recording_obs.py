@@ -68,6 +68,7 @@ class RecordingObs:
     requests: list[Request] = field(default_factory=list)
     objects: dict = field(default_factory=dict)
     uploads: dict = field(default_factory=dict)
+    buckets: set = field(default_factory=set)  # created by a PUT of the bucket itself
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: Optional[ThreadingHTTPServer] = None
@@ -158,6 +159,13 @@ class _Handler(BaseHTTPRequestHandler):
         s, q = self.store, req.query
         if "apiversion" in q:
             return 200, {"x-obs-api": "3.0"}, b""
+        if req.key == "" and req.method == "PUT" and not q:  # CreateBucket
+            s.buckets.add(req.bucket)
+            return 200, {}, b""
+        if req.key == "" and req.method == "HEAD":  # HeadBucket
+            return (200 if req.bucket in s.buckets else 404), {}, b""
+        if req.key == "" and req.method == "PUT":  # a bucket setting (?object-lock, ?versioning, ...): recorded only
+            return 200, {}, b""
         meta = {k: v for k, v in req.headers.items() if k.startswith("x-obs-meta-") or k == "x-obs-storage-class"}
         ctype = req.headers.get("content-type", "")
         if req.method == "PUT" and "x-obs-copy-source" in req.headers:

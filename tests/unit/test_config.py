@@ -426,3 +426,45 @@ def test_first_bad_variable_is_reported_even_when_several_are_bad():
 
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
+
+
+# --- server-side encryption ------------------------------------------------------------------------------
+
+def test_encryption_defaults_to_none_without_a_key():
+    cfg = load_config(dict(BASE))
+    assert (cfg.archive_encryption, cfg.archive_kms_key_id) == ("none", "")
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"ARCHIVE_ENCRYPTION": "obs"}, ("obs", "")),
+    ({"ARCHIVE_ENCRYPTION": "OBS"}, ("obs", "")),
+    ({"ARCHIVE_ENCRYPTION": "none"}, ("none", "")),
+    ({"ARCHIVE_ENCRYPTION": "kms", "ARCHIVE_KMS_KEY_ID": "0d0466b0-e727-4d9c-b35d-f84bb474a37f"},
+     ("kms", "0d0466b0-e727-4d9c-b35d-f84bb474a37f")),
+    ({"ARCHIVE_ENCRYPTION": "kms", "ARCHIVE_KMS_KEY_ID": "cn-north-4:0123abcd:key/0d0466b0-e727"},
+     ("kms", "cn-north-4:0123abcd:key/0d0466b0-e727")),
+])
+def test_encryption_modes_and_kms_key_forms_are_read(changes, expected):
+    cfg = load_config(env(**changes))
+    assert (cfg.archive_encryption, cfg.archive_kms_key_id) == expected
+
+
+def test_kms_without_a_key_id_is_refused_naming_the_key_variable():
+    assert error_of(env(ARCHIVE_ENCRYPTION="kms")).startswith("ARCHIVE_KMS_KEY_ID: required with "
+                                                              "ARCHIVE_ENCRYPTION=kms")
+
+
+@pytest.mark.parametrize("mode", [None, "none", "obs"])
+def test_a_kms_key_id_without_kms_is_refused(mode):
+    message = error_of(env(ARCHIVE_ENCRYPTION=mode, ARCHIVE_KMS_KEY_ID="key-1"))
+    assert message.startswith("ARCHIVE_KMS_KEY_ID=key-1: only with ARCHIVE_ENCRYPTION=kms")
+
+
+@pytest.mark.parametrize("name, raw, form", [
+    ("ARCHIVE_ENCRYPTION", "sse-c", "must be none, obs or kms"),
+    ("ARCHIVE_ENCRYPTION", "aes256", "must be none, obs or kms"),
+    ("ARCHIVE_KMS_KEY_ID", "a key", "must be a KMS key id"),
+])
+def test_malformed_encryption_settings_name_their_variable(name, raw, form):
+    changes = {name: raw, **({"ARCHIVE_ENCRYPTION": "kms"} if name == "ARCHIVE_KMS_KEY_ID" else {})}
+    assert error_of(env(**changes)).startswith(f"{name}={raw}: {form}")
