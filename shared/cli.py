@@ -390,6 +390,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report to a local file (`--out -`: stdout) from the ledgers and, beyond them, the manifests."""
     from shared.jobs import iso
+    from shared.readback import resolve_day
     from shared.report import load
 
     config = load_config(needs_tags=False)
@@ -397,9 +398,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     now = datetime.now(timezone.utc)
     today = date.fromisoformat(log_day(now, config.log_timezone))
     try:
+        since = resolve_day(args.since, today) if args.since else None
+        until = resolve_day(args.until, today) if args.until else None
         loaded = load(obs, config.archive_bucket, config.archive_prefix,
                       LedgerStore(obs, config.queue_bucket, config.queue_prefix), today, iso(now),
-                      since=args.since, until=args.until)
+                      since=since, until=until)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -502,9 +505,9 @@ def parser() -> argparse.ArgumentParser:
     grep.set_defaults(func=cmd_grep)
     report = sub.add_parser("report", help="write the HTML report: node x day calendars, digest counts, totals")
     report.add_argument("--out", required=True, help="the file to write (- for stdout)")
-    report.add_argument("--since", help="first day (yyyy-mm-dd; default: the first day known, at most 30 days "
-                                        "before --until)")
-    report.add_argument("--until", help="last day (yyyy-mm-dd; default and latest: yesterday)")
+    report.add_argument("--since", help="first day: yyyy-mm-dd, yesterday or -N (days ago); default: the first day "
+                                        "known, at most 30 days before --until")
+    report.add_argument("--until", help="last day (same forms; default and latest: yesterday)")
     report.set_defaults(func=cmd_report)
     link = sub.add_parser("report-link", help="print a presigned link to the report in the archive bucket")
     link.add_argument("--expires", type=int, default=86400, help="seconds the link stays valid (default 86400)")

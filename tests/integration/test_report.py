@@ -138,6 +138,17 @@ def test_report_link_says_when_there_is_no_report_yet(cloud):
     assert done.returncode == 1 and "no report at" in done.stderr
 
 
+def test_report_takes_relative_days_writes_to_stdout_and_refuses_a_range_past_yesterday(cloud):
+    done = cli(cloud, "report", "--out", "-", "--since", "-3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("<!DOCTYPE html>") and "(3 days)" in done.stdout
+    assert "None known" in done.stdout, "no manifest and no collector run yet"
+    late = cli(cloud, "report", "--out", "-", "--since", "today")
+    assert late.returncode == 2 and "is after its last" in late.stderr
+    bad = cli(cloud, "report", "--out", "-", "--since", "2026-13-01")
+    assert bad.returncode == 2 and "not a day" in bad.stderr
+
+
 def test_the_report_renders_in_chromium_with_the_expected_cells_no_script_error_and_a_screenshot(cloud, tmp_path):
     browser = chromium()
     ha, single, legacy, refused, _ = a_week_with_a_refused_node(cloud)
