@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 from shared.digest import CATEGORIES, notable
 from shared.ledger import ARCHIVED, FAILED, KEEP_DAYS, MISSING, NO_LOG, STATES, Ledger, LedgerStore, window
 from shared.manifest import manifest_key, manifest_prefix
-from shared.obs import Obs
+from shared.obs import Encryption, Obs
 
 NONE = "none"  # a node-day that is not expected: the node did not exist then, or nothing is known of it
 DEFAULT_DAYS = 30  # the default range: the last 30 finished days, from the first day anything is known
@@ -545,7 +545,7 @@ def _moment(value: Optional[str]) -> Optional[datetime]:
 def publish(obs: Obs, config: Any, ledgers: LedgerStore, now: datetime, *, manifests_written: bool = False,
             force: bool = False) -> Optional[dict]:
     """Write the report to `<ARCHIVE_PREFIX>_report/index.html` if `due`; what was written, or None. `obs`
-    reaches both buckets; `config` gives archive_bucket, archive_prefix and log_timezone."""
+    reaches both buckets; `config` gives archive_bucket, archive_prefix, log_timezone and the encryption."""
     from shared.jobs import iso
     from shared.selection import log_day
 
@@ -560,9 +560,12 @@ def publish(obs: Obs, config: Any, ledgers: LedgerStore, now: datetime, *, manif
             return None
     loaded = load(obs, config.archive_bucket, config.archive_prefix, ledgers, date.fromisoformat(today), iso(now))
     data = loaded.html.encode("utf-8")
+    # encrypted as the archived objects and the manifests are (ARCHIVE_ENCRYPTION, ARCHIVE_KMS_KEY_ID)
+    encryption = Encryption.of(getattr(config, "archive_encryption", "none"), getattr(config, "archive_kms_key_id", ""))
     obs.put_bytes(config.archive_bucket, key, data, content_type="text/html; charset=utf-8",
                   metadata={"report-since": loaded.report.since, "report-until": loaded.report.until,
-                            "ledgers-modified": ledgers_modified.isoformat() if ledgers_modified else "none"})
+                            "ledgers-modified": ledgers_modified.isoformat() if ledgers_modified else "none"},
+                  encryption=encryption)
     totals = loaded.report.totals.counts
     return {"key": key, "bytes": len(data), "instances": len(loaded.report.instances),
             "since": loaded.report.since, "until": loaded.report.until,
