@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Callable, Optional
 
-from shared.dcs import Dcs, DcsError, InstanceGone, LogEntry
+from shared.dcs import Dcs, DcsError, InstanceGone, LogEntry, Replica
 from shared.jobs import Job, parse_time
 from shared.logs import JsonLogger
 from shared.runtime import Deadline
@@ -61,6 +61,43 @@ def node_entries(entries: list[LogEntry], ip: str, single: bool) -> list[LogEntr
 def is_single(job: Job) -> bool:
     return job.cache_mode == "single" or (not job.replication_ids and not job.topology
                                           and all(not r.get("replication_id") for r in job.pending_replicas))
+
+
+def request_collections(dcs: Dcs, instance_id: str, query_time: int, targets: list[Replica],
+                        now: Callable[[], datetime], log: JsonLogger
+                        ) -> tuple[list[tuple[Replica, str]], list[dict], list[dict]]:
+    """The collector's CreateRedislog per replica: (collected with the call's time, pending, failed calls).
+
+    A refusal is not dropped: the replica goes into the job's pending list, and the archiver asks again while it
+    waits. DCS.4017 (another collection of the instance runs) is not waited for: the replicas after it are left
+    to the archiver, so one instance never holds the collector. InstanceGone propagates."""
+    collected: list[tuple[Replica, str]] = []
+    pending: list[dict] = []
+    failures: list[dict] = []
+    busy = False
+    for rep in targets:
+        record = {"replication_id": rep.replication_id, "replication_ip": rep.replication_ip,
+                  "group_name": rep.group_name, "attempts": 0, "last_error": None}
+        if busy:
+            pending.append(record)
+            continue
+        try:
+            dcs.create_redislog(instance_id, query_time, rep.replication_id or None, retry_busy=False)
+        except InstanceGone:
+            raise
+        except DcsError as err:
+            if err.busy:
+                busy = True
+                pending.append(record)
+                log.info("collect_deferred", replication_id=rep.replication_id, reason=f"{err.code}: DCS runs "
+                         "one collection of the instance at a time; the archiver asks again")
+                continue
+            failures.append({**err.as_dict(), "replication_id": rep.replication_id})
+            log.warning("collect_call_failed", replication_id=rep.replication_id, error=err.as_dict())
+            pending.append({**record, "attempts": 1, "last_error": str(err)[:500]})
+            continue
+        collected.append((rep, now().astimezone(timezone.utc).isoformat(timespec="milliseconds")))
+    return collected, pending, failures
 
 
 def drive_pending(dcs: Dcs, job: Job, now: Callable[[], datetime], log: JsonLogger,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Callable, Optional
 
+from shared.collection import request_collections
 from shared.config import Config
 from shared.dcs import Dcs, DcsError, Instance, InstanceGone, Replica
 from shared.discovery import Skipped, qualify, replicas_to_collect, skip_reason
@@ -25,7 +26,7 @@ from shared.ledger import (
 from shared.ledger import summary as ledger_summary
 from shared.logs import JsonLogger
 from shared.manifest import ManifestWriter, manifest_key
-from shared.obs import ObsError
+from shared.obs import Encryption, ObsError
 from shared.runtime import Deadline
 from shared.selection import log_day
 
@@ -59,7 +60,8 @@ class Collector:
         self.ledgers = LedgerStore(queue.obs, queue.bucket, queue.prefix)
         self._ledgers_read: dict[str, Optional[Ledger]] = {}
         self.manifests = ManifestWriter(queue.obs, config.archive_bucket, config.archive_prefix, queue.obs,
-                                        queue.bucket, queue.prefix, self.ledgers)
+                                        queue.bucket, queue.prefix, self.ledgers,
+                                        Encryption.of(config.archive_encryption, config.archive_kms_key_id))
 
     def run(self, request: CollectorRequest) -> dict:
         started = time.monotonic()
@@ -188,7 +190,9 @@ class Collector:
                     outcome.error = {"code": "NO_REPLICAS", "message": f"cache_mode {mode!r} lists no replica"}
                     return outcome
             query_time, needed = self._window(ledger, mode, targets, today)
-            collected, pending = self._request(inst.instance_id, query_time, needed, outcome, log)
+            collected, pending, failures = request_collections(self.dcs, inst.instance_id, query_time, needed,
+                                                               self.now, log)
+            outcome.ok_calls, outcome.failed_calls = len(collected), failures
         except InstanceGone as err:
             outcome.gone = True
             log.warning("instance_gone", error=err.as_dict())
@@ -217,39 +221,6 @@ class Collector:
         log.info("job_enqueued", job_id=job.job_id, key=outcome.job_key, replicas=len(collected),
                  replicas_pending=len(pending), query_time=query_time, failed_calls=len(outcome.failed_calls))
         return outcome
-
-    def _request(self, instance_id: str, query_time: int, targets: list[Replica], outcome: InstanceOutcome,
-                 log: JsonLogger) -> tuple[list[tuple[Replica, str]], list[dict]]:
-        """CreateRedislog per replica. A refusal is not dropped: the replica goes into the job's pending list, and
-        the archiver asks again while it waits. DCS.4017 (another collection of the instance runs) is not waited
-        for here: the replicas after it are left to the archiver, so one instance never holds the collector."""
-        collected: list[tuple[Replica, str]] = []
-        pending: list[dict] = []
-        busy = False
-        for rep in targets:
-            record = {"replication_id": rep.replication_id, "replication_ip": rep.replication_ip,
-                      "group_name": rep.group_name, "attempts": 0, "last_error": None}
-            if busy:
-                pending.append(record)
-                continue
-            try:
-                self.dcs.create_redislog(instance_id, query_time, rep.replication_id or None, retry_busy=False)
-            except InstanceGone:
-                raise
-            except DcsError as err:
-                if err.busy:
-                    busy = True
-                    pending.append(record)
-                    log.info("collect_deferred", replication_id=rep.replication_id, reason=f"{err.code}: DCS runs "
-                             "one collection of the instance at a time; the archiver asks again")
-                    continue
-                outcome.failed_calls.append({**err.as_dict(), "replication_id": rep.replication_id})
-                log.warning("collect_call_failed", replication_id=rep.replication_id, error=err.as_dict())
-                pending.append({**record, "attempts": 1, "last_error": str(err)[:500]})
-                continue
-            outcome.ok_calls += 1
-            collected.append((rep, self.now().astimezone(timezone.utc).isoformat(timespec="milliseconds")))
-        return collected, pending
 
     def _ledger(self, instance_id: str, log: JsonLogger) -> Optional[Ledger]:
         try:

@@ -165,6 +165,7 @@ class ManifestWriter:
     queue_bucket: str
     queue_prefix: str
     ledgers: LedgerStore
+    encryption: Optional[Encryption] = None  # ARCHIVE_ENCRYPTION: manifests are encrypted like the logs
     written: list[str] = field(default_factory=list)
 
     @property
@@ -214,7 +215,7 @@ class ManifestWriter:
             # encrypted as the archived objects are (ARCHIVE_ENCRYPTION; this writer is built without the Config)
             self.archive.put_bytes(self.archive_bucket, key, data, content_type="application/json",
                                    metadata={"sha256": sha256(data), "previous-sha256": (prev or {}).get("sha256")
-                                             or "none"}, encryption=Encryption.from_environment())
+                                             or "none"}, encryption=self.encryption)
             open_list += open_entries(manifest)
             prev = {"day": d, "key": key, "sha256": sha256(data)}
             self.queue.put_json(self.queue_bucket, self.head_key, {**prev, "open": open_list})

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import ssl
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, Optional
 
 import certifi
 from obs import (
@@ -74,14 +73,6 @@ class Encryption:
     def of(cls, mode: str, kms_key_id: Optional[str] = None) -> Optional[Encryption]:
         """The encryption for ARCHIVE_ENCRYPTION's value (`none`: None) and ARCHIVE_KMS_KEY_ID."""
         return None if mode in ("", "none") else cls(mode, kms_key_id or None)
-
-    @classmethod
-    def from_environment(cls, env: Optional[Mapping[str, str]] = None) -> Optional[Encryption]:
-        """From ARCHIVE_ENCRYPTION and ARCHIVE_KMS_KEY_ID (shared.config.parse_encryption), for writers built
-        without the Config (the collector's ManifestWriter); the functions' environment is their configuration."""
-        from shared.config import parse_encryption
-
-        return cls.of(*parse_encryption(os.environ if env is None else env))
 
 
 def protocol_prefix(client: ObsClient) -> str:
