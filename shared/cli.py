@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional, Sequence
 
 from shared.buckets import Retention, SetupError, setup_buckets
-from shared.config import ConfigError, load_config
+from shared.config import Config, ConfigError, load_config
 from shared.events import CollectorRequest, ObjectRef
 from shared.ledger import FAILED, MISSING, LedgerStore, status_table, window
 from shared.logs import JsonLogger
@@ -79,6 +79,14 @@ def _logger() -> JsonLogger:
     return JsonLogger(TerminalSink() if sys.stderr.isatty() else None, tool="cli")
 
 
+def _storage() -> tuple[Config, Obs]:
+    """The configuration (no INSTANCE_TAGS needed) and an OBS shell with the environment's credentials: what every
+    command that reads or prepares the buckets starts from."""
+    config = load_config(needs_tags=False)
+    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    return config, obs
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     log = _logger()
     config = load_config()
@@ -110,9 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_setup_buckets(args: argparse.Namespace) -> int:
     log = _logger()
-    config = load_config(needs_tags=False)
-    creds = credentials_from(None)
-    obs = Obs(build_obs_client(config.obs_endpoint, creds, path_style=config.obs_path_style))
+    config, obs = _storage()
     retention = Retention(warm_after_days=args.warm_after_days or None,
                           cold_after_days=args.cold_after_days or None,
                           expire_after_days=args.expire_after_days or None, versioning=args.versioning,
@@ -127,8 +133,7 @@ def cmd_setup_buckets(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The node-day ledgers as a table; exit 1 when a node-day in the range is missing or failed."""
-    config = load_config(needs_tags=False)
-    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    config, obs = _storage()
     store = LedgerStore(obs, config.queue_bucket, config.queue_prefix)
     today = date.fromisoformat(log_day(datetime.now(timezone.utc), config.log_timezone))
     until = date.fromisoformat(args.until) if args.until else today - timedelta(days=1)
@@ -157,8 +162,7 @@ def _reader(args: argparse.Namespace, on_bytes: Any = None) -> tuple[Any, str, O
     """(ArchiveReader, instance id, instance name, today) for the --instance given (an id or a name)."""
     from shared.readback import ArchiveReader
 
-    config = load_config(needs_tags=False)
-    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    config, obs = _storage()
     reader = ArchiveReader(obs, config.archive_bucket, config.archive_prefix, workers=args.workers,
                            on_bytes=on_bytes)
     today = log_day(datetime.now(timezone.utc), config.log_timezone)
@@ -170,8 +174,7 @@ def _ledger_of(instance_id: str) -> Any:
     """The instance's node-day ledger, or None (none yet, or unreadable: the listing is used alone)."""
     from shared.ledger import MalformedLedger
 
-    config = load_config(needs_tags=False)
-    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    config, obs = _storage()
     try:
         return LedgerStore(obs, config.queue_bucket, config.queue_prefix).read(instance_id)
     except (MalformedLedger, ObsError):
@@ -374,8 +377,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """The manifests' chain and every object they list; exit 1 on any mismatch."""
     from shared.verify import Verifier, render
 
-    config = load_config(needs_tags=False)
-    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    config, obs = _storage()
     verifier = Verifier(obs, config.archive_bucket, config.archive_prefix, obs, config.queue_bucket,
                         config.queue_prefix, workers=args.workers)
     report = verifier.run(since=args.since, until=args.until, instance=args.instance, deep=args.deep)
@@ -393,8 +395,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from shared.readback import resolve_day
     from shared.report import load
 
-    config = load_config(needs_tags=False)
-    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    config, obs = _storage()
     now = datetime.now(timezone.utc)
     today = date.fromisoformat(log_day(now, config.log_timezone))
     try:
@@ -422,8 +423,7 @@ def cmd_report_link(args: argparse.Namespace) -> int:
     """A presigned GET link to the bucket's copy of the report (esdk-obs-python createSignedUrl)."""
     from shared.report import report_key
 
-    config = load_config(needs_tags=False)
-    obs = Obs(build_obs_client(config.obs_endpoint, credentials_from(None), path_style=config.obs_path_style))
+    config, obs = _storage()
     key = report_key(config.archive_prefix)
     if obs.head(config.archive_bucket, key) is None:
         print(f"error: no report at {config.archive_bucket}/{key} yet: the collector writes it at the end of a "
