@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from typing import Callable, Optional
 
@@ -131,7 +132,7 @@ class Archiver:
             "replicas_pending": pending_summary(job), "node_days": book.counts,
         })
         if plan.failed:
-            self._recollect(job, plan, log)
+            job = self._recollect(job, plan, log)
         if failures or plan.failed or plan.waiting or not_started or not watch.complete:
             reasons = [f"{f['file']}: {f['reason']}" for f in result["failed"]]
             if plan.waiting:
@@ -145,7 +146,9 @@ class Archiver:
                 reasons.append(f"collection not settled within {self.config.collect_wait_seconds}s or the "
                                "invocation's time")
             collecting = bool(job.pending_replicas or watch.timed_out or not_started)
-            made_progress = bool(watch.collected_now or copied or progress)
+            # progress that lasts: a file archived, a node-day settled, or a replica collected (unless a
+            # collection keeps ending failed, which a re-run at once would only repeat)
+            made_progress = bool(copied or progress or (watch.collected_now and not plan.failed))
             if collecting and made_progress and job.continuations < self.config.job_max_continuations:
                 return self._continue(job, "; ".join(reasons), result, log)
             return self._park(job, "; ".join(reasons), result, log, files)
@@ -288,19 +291,29 @@ class Archiver:
                     group=entry.group_name, day=entry.day, counts=counts, total=sum(counts.values()),
                     warnings=digest["levels"].get("warning", 0), text=text, key=item.key)
 
-    def _recollect(self, job: Job, plan: Plan, log: JsonLogger) -> None:
+    def _recollect(self, job: Job, plan: Plan, log: JsonLogger) -> Job:
         """A collection that ended `failed` will not fix itself: ask DCS again for those nodes, so the job's
-        next attempt finds new copies (made after `requested_at`, so still judged correctly)."""
+        next attempt finds new copies (made after `requested_at`, so still judged correctly). A node DCS refuses
+        now (busy with another collection, or an error) joins the job's pending replicas, asked again later."""
         by_ip = dict(zip(job.replication_ips, job.replication_ids))
-        targets = {by_ip.get(n.entry.replication_ip) for n in plan.failed} if job.replication_ids else {None}
-        for replication_id in sorted(targets, key=str):
+        ips = sorted({n.entry.replication_ip for n in plan.failed}) if job.replication_ids else [""]
+        pending = list(job.pending_replicas)
+        for ip in ips:
+            replication_id = by_ip.get(ip) if job.replication_ids else None
             if job.replication_ids and replication_id is None:
                 continue
             try:
-                self.dcs.create_redislog(job.instance_id, job.query_time, replication_id)
+                self.dcs.create_redislog(job.instance_id, job.query_time, replication_id, retry_busy=False)
                 log.info("recollect_requested", replication_id=replication_id)
+            except InstanceGone:
+                break  # the next attempt finds it gone and ends the job
             except DcsError as err:
                 log.warning("recollect_failed", replication_id=replication_id, error=err.as_dict())
+                if all(r.get("replication_ip") != ip for r in pending):
+                    pending.append({"replication_id": replication_id or "", "replication_ip": ip, "group_name": "",
+                                    "attempts": 0 if err.busy else 1,
+                                    "last_error": None if err.busy else str(err)[:500]})
+        return replace(job, pending_replicas=tuple(pending))
 
 
 def _note_record(note: Note, state: str) -> dict:

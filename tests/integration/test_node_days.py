@@ -205,3 +205,21 @@ def test_a_node_with_no_log_on_some_days_is_proven_empty_and_not_collected_again
     assert ledger.nodes[standby.replication_ip].days[cloud.yesterday()]["query_time"] == 7
     emu.reset_counters()
     assert cloud.run_collector(**FAST)["up_to_date"] == 1, "a proven-empty yesterday is settled"
+
+
+def test_a_collection_that_keeps_ending_failed_parks_the_job_instead_of_continuing_in_a_loop(mid_day):
+    cloud = mid_day
+    emu = cloud.emulator
+    inst = emu.add_instance(name="ha", tags=TAGS, cache_mode="ha", replicas=2)
+    standby = inst.nodes[1]
+    emu.serialize_collections(inst.instance_id, 0.2)
+    emu.faults.add("CreateRedislog", "fail_collection", replication_id=standby.replication_id)
+    env = {**FAST, "COLLECT_SETTLE_SECONDS": "1"}
+    cloud.run_collector(**env)
+    deliveries = cloud.trigger(**env).drain(max_rounds=60)
+    outcomes = [d.result["jobs"][0]["outcome"] for d in deliveries]
+    assert outcomes[-1] == "retry" and outcomes.count("continued") <= 2, outcomes
+    ledger = ledger_of(cloud, inst.instance_id)
+    assert ledger.nodes[inst.nodes[0].replication_ip].state(cloud.yesterday()) == ARCHIVED
+    record = ledger.nodes[standby.replication_ip].days[cloud.yesterday()]
+    assert record["state"] == MISSING and record["reason"] == "collection ended failed"
