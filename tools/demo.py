@@ -117,6 +117,18 @@ def show_grep() -> None:
     print(f"  {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f'exit {done.returncode}'}")
 
 
+def show_proof() -> None:
+    """The node-day ledger and the check of the manifests' chain, as an auditor runs them."""
+    status = cli("status")
+    print("\n== every node, every day: python -m shared.cli status")
+    print(status.stdout.rstrip())
+    print(f"  {status.stderr.strip().splitlines()[-1] if status.stderr.strip() else ''} (exit {status.returncode})")
+    verify = cli("verify", "--deep")
+    print("\n== the manifests' hash chain and every object, re-hashed: python -m shared.cli verify --deep")
+    lines = verify.stdout.strip().splitlines()
+    print(f"  {lines[-1] if lines else verify.stderr.strip()} (exit {verify.returncode})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--screenshot", type=Path, help="also save the report as headless Chromium shows it (PNG)")
@@ -176,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                     "archived", "already_archived", "bytes_in",
                                                                     "bytes_out", "skipped")}
                                              for j in result.get("jobs", [])]}, indent=1))
+            show_proof()
             show_report(cloud)
             show_grep()
         finally:

@@ -57,3 +57,8 @@ def test_demo_prints_every_tagged_nodes_files_and_leaves_no_process_behind():
     assert len(hits) == 5, "the first five hits are shown"
     found = re.search(r"^  (\d+) matching line\(s\) in (\d+) node-day\(s\)$", out, flags=re.M)
     assert found and int(found.group(1)) > 5 and int(found.group(2)) > 0
+    # the ledger shows every node's every day settled, and the manifests of the week verify, contents re-hashed
+    assert re.search(r"^  3 instance\(s\), 63 node-days: \d+ archived, \d+ no-log, 0 failed, 0 missing \(exit 0\)$",
+                     out, flags=re.M)
+    assert re.search(r"^  7 manifest\(s\), 57 object\(s\) checked, \d+ bytes re-read: 0 problem\(s\) \(exit 0\)$",
+                     out, flags=re.M)
