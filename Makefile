@@ -41,6 +41,6 @@ demo: $(STAMP)
 
 ## Benchmarks on the local cloud: one table on stdout (README, "Benchmarks"). BENCH_RUNS=n runs per figure
 ## (default 3), BENCH_QUICK=1 for a small, fast variant, BENCH_ONLY=copy,collector,repeat,coldstart,smallfiles,memory
-## for a subset.
+## (or digest) for a subset.
 bench: $(STAMP)
 	@$(BIN)/python -m tests.bench.run
