@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, datetime, timezone
 from typing import Callable, Optional
@@ -199,33 +200,54 @@ class Archiver:
     def _copy_all(self, job: Job, plan: Plan, log: JsonLogger) -> tuple[list[dict], list[CopyResult],
                                                                         list[dict], list[Copy]]:
         records, copied, failures, not_started = [], [], [], []
+        # links are asked for ahead of the copies (at most two per copy thread waiting): with many small files a
+        # link call costs as much as the download, and they need not wait for each other
+        ahead = threading.Semaphore(2 * self.config.copy_concurrency)
 
-        def one(item: Copy) -> None:
+        def link_for(item: Copy) -> Optional[str]:
+            ahead.acquire()
             if self.deadline.expired():
-                not_started.append(item)
-                return
-            try:
-                res, digest = self._copy_one(job, item, log)
-            except (CopyError, LinkRefused, DcsError, ObsError) as exc:
-                failures.append({"file": item.entry.file_name, "key": item.key, "reason": str(exc)[:1000],
-                                 "replication_ip": item.entry.replication_ip, "day": item.entry.day})
-                log.error("file_failed", file=item.entry.file_name, key=item.key, reason=str(exc)[:1000])
-                return
-            copied.append(res)
-            records.append({"file": item.entry.file_name, "entry_id": item.entry.id, "day": item.entry.day,
-                            "group": item.entry.group_name, "replication_ip": item.entry.replication_ip,
-                            "key": res.key, "copy": item.kind,
-                            "state": "archived", "bytes_in": res.bytes_in, "bytes_out": res.bytes_out,
-                            "sha256": res.sha256, "digest": digest})
-            if digest and item.kind == FINAL:
-                self._alert(job, item, digest, log)
+                return None  # its copy will not start either
+            return self.dcs.create_download_link(job.instance_id, item.entry.id)
 
-        with ThreadPoolExecutor(max_workers=self.config.copy_concurrency, thread_name_prefix="copy") as pool:
-            list(pool.map(one, plan.copies))
+        def one(pair: tuple[Copy, Future]) -> None:
+            item, link = pair
+            try:
+                self._one_copy(job, item, link, log, not_started, failures, copied, records)
+            finally:
+                ahead.release()
+
+        with ThreadPoolExecutor(max_workers=self.config.copy_concurrency, thread_name_prefix="link") as links, \
+                ThreadPoolExecutor(max_workers=self.config.copy_concurrency, thread_name_prefix="copy") as pool:
+            prefetched = [(item, links.submit(link_for, item)) for item in plan.copies]
+            list(pool.map(one, prefetched))
         return records, copied, failures, not_started
 
-    def _copy_one(self, job: Job, item: Copy, log: JsonLogger) -> tuple[CopyResult, Optional[dict]]:
-        """Copy one file (with fresh links on failure), digesting its lines on the way."""
+    def _one_copy(self, job: Job, item: Copy, link: Future, log: JsonLogger, not_started: list, failures: list,
+                  copied: list, records: list) -> None:
+        """One file of the job: copied and recorded, or its failure recorded; not started past the deadline."""
+        if self.deadline.expired():
+            not_started.append(item)
+            return
+        try:
+            res, digest = self._copy_one(job, item, log, link)
+        except (CopyError, LinkRefused, DcsError, ObsError) as exc:
+            failures.append({"file": item.entry.file_name, "key": item.key, "reason": str(exc)[:1000],
+                             "replication_ip": item.entry.replication_ip, "day": item.entry.day})
+            log.error("file_failed", file=item.entry.file_name, key=item.key, reason=str(exc)[:1000])
+            return
+        copied.append(res)
+        records.append({"file": item.entry.file_name, "entry_id": item.entry.id, "day": item.entry.day,
+                        "group": item.entry.group_name, "replication_ip": item.entry.replication_ip,
+                        "key": res.key, "copy": item.kind,
+                        "state": "archived", "bytes_in": res.bytes_in, "bytes_out": res.bytes_out,
+                        "sha256": res.sha256, "digest": digest})
+        if digest and item.kind == FINAL:
+            self._alert(job, item, digest, log)
+
+    def _copy_one(self, job: Job, item: Copy, log: JsonLogger,
+                  first_link: Optional[Future] = None) -> tuple[CopyResult, Optional[dict]]:
+        """Copy one file (the link asked for ahead, then fresh ones on failure), digesting its lines on the way."""
         entry, cfg = item.entry, self.config
         metadata = {
             "source-id": entry.id, "source-file": entry.file_name, "instance-id": job.instance_id,
@@ -236,6 +258,12 @@ class Archiver:
         metadata = {k: header_safe(v) for k, v in metadata.items()}
 
         def get_link() -> str:
+            nonlocal first_link
+            if first_link is not None:
+                prefetched, first_link = first_link, None
+                link = prefetched.result()
+                if link is not None:
+                    return link
             return self.dcs.create_download_link(job.instance_id, entry.id)
 
         def check(url: str) -> None:

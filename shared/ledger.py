@@ -19,6 +19,7 @@ thin OBS shell.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Iterable, Iterator, Optional
@@ -319,13 +320,17 @@ class LedgerStore:
         return sorted(o.key[len(head):-len(".json")] for o in self.obs.list(self.bucket, head)
                       if o.key.endswith(".json"))
 
-    def read_all(self) -> Iterator[tuple[str, Optional[Ledger], Optional[str]]]:
-        """(instance id, ledger, error) for every stored ledger."""
-        for instance_id in self.instance_ids():
+    def read_all(self, workers: int = 8) -> Iterator[tuple[str, Optional[Ledger], Optional[str]]]:
+        """(instance id, ledger, error) for every stored ledger, in id order, `workers` read at once (a fleet's
+        ledgers are many small GETs: latency, not bandwidth, bounds them)."""
+        def one(instance_id: str) -> tuple[str, Optional[Ledger], Optional[str]]:
             try:
-                yield instance_id, self.read(instance_id), None
+                return instance_id, self.read(instance_id), None
             except (MalformedLedger, ObsError) as exc:
-                yield instance_id, None, str(exc)
+                return instance_id, None, str(exc)
+
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ledgers") as pool:
+            yield from pool.map(one, self.instance_ids())
 
 
 # --- recording a job's outcome (pure) ------------------------------------------------------------------
