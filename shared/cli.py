@@ -170,11 +170,11 @@ def _reader(args: argparse.Namespace, on_bytes: Any = None) -> tuple[Any, str, O
     return reader, instance_id, name, today
 
 
-def _ledger_of(instance_id: str) -> Any:
+def _ledger_of(obs: Obs, instance_id: str) -> Any:
     """The instance's node-day ledger, or None (none yet, or unreadable: the listing is used alone)."""
     from shared.ledger import MalformedLedger
 
-    config, obs = _storage()
+    config = load_config(needs_tags=False)
     try:
         return LedgerStore(obs, config.queue_bucket, config.queue_prefix).read(instance_id)
     except (MalformedLedger, ObsError):
@@ -260,7 +260,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     reader, instance_id, name, today = _reader(args)
     since, until = _days(args, today)
-    ledger = _ledger_of(instance_id)
+    ledger = _ledger_of(reader.obs, instance_id)  # the reader's client: one OBS client per command
     rows = reader.node_days(instance_id, since, until, metadata=ledger is None)
     if ledger is not None:  # the ledger gives sizes and digests without a HEAD per object, and the days with none
         first = since or min([r.day for r in rows] + window(date.fromisoformat(today))[:1])

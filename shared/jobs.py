@@ -270,16 +270,13 @@ class JobQueue:
         if raw is None:
             return
         try:
-            current = json.loads(raw).get("job_id")
-        except (ValueError, AttributeError):
-            current = None
-        if current in (None, job.job_id):
-            try:
-                continued = int(json.loads(raw).get("continuations") or 0) > job.continuations
-            except (ValueError, AttributeError, TypeError):
-                continued = False
-            if not continued:  # a later continuation of this job is waiting for its own invocation
-                self.obs.delete(self.bucket, key)
+            current = json.loads(raw)
+            current_id, continued = current.get("job_id"), int(current.get("continuations") or 0) > job.continuations
+        except (ValueError, AttributeError, TypeError):
+            current_id, continued = None, False
+        # keep a newer run's job, and a later continuation of this one waiting for its own invocation
+        if current_id in (None, job.job_id) and not continued:
+            self.obs.delete(self.bucket, key)
 
     def finish(self, job: Job, files: list[dict], summary: dict) -> str:
         key = done_key(self.prefix, job)

@@ -25,12 +25,12 @@ from datetime import date, timedelta
 from typing import Iterable, Iterator, Optional
 
 from shared.obs import Obs, ObsError
+from shared.selection import RETENTION_DAYS
 
 SCHEMA_VERSION = 1
 ARCHIVED, NO_LOG, FAILED, MISSING = "archived", "no-log", "failed", "missing"
 STATES = (ARCHIVED, NO_LOG, FAILED, MISSING)
 SETTLED = (ARCHIVED, NO_LOG, FAILED)
-RETENTION_DAYS = 7  # DCS keeps a run log for 7 days: the current day and the 7 before it stay listed
 KEEP_DAYS = 40  # days of history a ledger keeps (the manifests keep the rest)
 _RANK = {MISSING: 0, FAILED: 1, NO_LOG: 2, ARCHIVED: 3}  # a merge keeps the stronger of two records
 SINGLE_NODE = ""  # the key of a single-node instance's node until its IP is learned from a listing
