@@ -154,22 +154,23 @@ class _Forwarder(BaseHTTPRequestHandler):
             if stored in ARCHIVE_CLASSES:
                 self._refuse(path, query, headers, src_bucket, src_key)
                 return
-        status = self._forward(body, headers)
-        self.owner.record(Recorded(self.command, unquote(path), query, headers, status))
+        self._forward(body, headers, lambda status: self.owner.record(
+            Recorded(self.command, unquote(path), query, headers, status)))
 
     def _refuse(self, path: str, query: str, headers: dict, bucket: str, key: str) -> None:
         payload = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidObjectState</Code>"
                    "<Message>The operation is not valid for the object's storage class: restore the Archive "
                    f"object first</Message><Resource>/{bucket}/{key}</Resource>"
                    "<RequestId>localcloud-cold-refusal</RequestId></Error>").encode()
+        # recorded before the answer: a client that has its answer finds its request in the record
+        self.owner.record(Recorded(self.command, unquote(path), query, headers, 403))
         self.send_response(403)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
-        self.owner.record(Recorded(self.command, unquote(path), query, headers, 403))
 
-    def _forward(self, body: bytes, headers: dict) -> int:
+    def _forward(self, body: bytes, headers: dict, record: Any) -> int:
         conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=120)
         try:
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -181,6 +182,7 @@ class _Forwarder(BaseHTTPRequestHandler):
             conn.endheaders(body or None)
             resp = conn.getresponse()
             data = resp.read()
+            record(resp.status)  # before the answer, as for a refusal
             self.send_response(resp.status, resp.reason)
             for name, value in resp.getheaders():
                 if name.lower() not in HOP_BY_HOP and name.lower() not in OWN_HEADERS:
