@@ -61,13 +61,15 @@ def test_verify_names_an_altered_object_a_missing_one_a_broken_chain_and_a_missi
     obs, bucket = cloud.obs, cloud.archive_bucket
 
     # an object whose content was replaced, metadata kept
-    altered = next(n for n in manifest(cloud, days[0])["instances"][0]["nodes"])["key"]
+    of_single = next(i for i in manifest(cloud, days[0])["instances"] if i["instance_id"] == single.instance_id)
+    altered = of_single["nodes"][0]["key"]
     meta = {k: v for k, v in obs.head(bucket, altered).items() if k in ("sha256", "original-size", "log-day")}
     original = gzip.decompress(obs.get_bytes(bucket, altered))
     forged = gzip.compress(original.replace(b"Ready to accept", b"READY TO ACCEPT"))
     obs.put_bytes(bucket, altered, forged, metadata=meta)
     # an object deleted
-    deleted = manifest(cloud, days[1])["instances"][1]["nodes"][0]["key"]
+    of_ha = next(i for i in manifest(cloud, days[1])["instances"] if i["instance_id"] == ha.instance_id)
+    deleted = of_ha["nodes"][0]["key"]
     obs.delete(bucket, deleted)
     # a manifest edited (the next one's chain breaks) and one removed
     edited = manifest(cloud, days[3])
