@@ -65,13 +65,24 @@ class Collector:
 
     def run(self, request: CollectorRequest) -> dict:
         started = time.monotonic()
+        phases: dict[str, float] = {}  # seconds per phase: where a slow run spent its time
+
+        def timed(phase: str, work: Callable[[], object]) -> object:
+            begun = time.monotonic()
+            try:
+                return work()
+            finally:
+                phases[phase] = round(time.monotonic() - begun, 3)
+
         summary: dict = {"action": request.action, "source": request.source, **self.deadline.report()}
-        summary["sweep"] = self._sweep()
+        summary["sweep"] = timed("sweep", self._sweep)
         if request.action == "collect":
-            summary.update(self._collect(request.instance_ids))
-        summary["manifests_written"] = self._write_manifests()
-        summary["report_written"] = self._write_report(bool(summary["manifests_written"]))
+            summary.update(timed("collect", lambda: self._collect(request.instance_ids)))
+        summary["manifests_written"] = timed("manifests", self._write_manifests)
+        summary["report_written"] = timed("report", lambda: self._write_report(
+            bool(summary["manifests_written"]), jobs_in_flight=request.action == "collect"))
         summary["duration_s"] = round(time.monotonic() - started, 3)
+        summary["phases_s"] = phases
         self.log.info("collector_summary", **summary)
         return summary
 
@@ -245,16 +256,17 @@ class Collector:
             self.log.info("manifest_written", day=day, key=manifest_key(self.config.archive_prefix, day))
         return days
 
-    def _write_report(self, manifests_written: bool) -> bool:
+    def _write_report(self, manifests_written: bool, jobs_in_flight: bool) -> bool:
         """The HTML report at <ARCHIVE_PREFIX>_report/index.html (shared/report.py), rewritten when manifests were
-        written, a ledger changed since, or it is from an earlier day; never fatal: it is a view of the archive."""
+        written, a ledger changed since, or it is from an earlier day (a collect run, whose jobs are still being
+        archived: only for manifests or a first report; shared.report.due); never fatal: it is a view."""
         if self.deadline.expired():
             return False
         try:
             from shared.report import publish  # Jinja2 is loaded only by the runs that write the report
 
             written = publish(self.queue.obs, self.config, self.ledgers, self.now(),
-                              manifests_written=manifests_written)
+                              manifests_written=manifests_written, jobs_in_flight=jobs_in_flight)
         except Exception as exc:  # noqa: BLE001 - whatever breaks the report must not fail the collector's run
             self.log.error("report_write_failed", error=f"{type(exc).__name__}: {exc}"[:500])
             return False

@@ -516,13 +516,19 @@ def _skipped(archive: Obs, archive_bucket: str, archive_prefix: str, ledgers: Le
 
 
 def due(written_at: Optional[datetime], built_from: Optional[datetime], ledgers_modified: Optional[datetime],
-        manifests_written: bool, today: str, tz: tzinfo) -> bool:
+        manifests_written: bool, today: str, tz: tzinfo, *, jobs_in_flight: bool = False) -> bool:
     """Whether the collector rewrites the report: when manifests were written, when there is none yet or it was
     written on an earlier day (the window moved), or when a ledger changed after the newest one the report was
     built from (`built_from`, kept in the report's metadata). Otherwise a sweep every 30 minutes costs one HEAD
-    of the report and one LIST of the ledgers."""
+    of the report and one LIST of the ledgers.
+
+    `jobs_in_flight` (a collect run, which has just enqueued the day's jobs): only for manifests or a first
+    report. The archivers change the ledgers within minutes, so a page drawn now would be out of date at once;
+    the next sweep draws it once they have (and the collect run's time goes to collecting)."""
     if manifests_written or written_at is None:
         return True
+    if jobs_in_flight:
+        return False
     if written_at.astimezone(tz).date().isoformat() < today:
         return True
     return ledgers_modified is not None and (built_from is None or ledgers_modified > built_from)
@@ -543,7 +549,7 @@ def _moment(value: Optional[str]) -> Optional[datetime]:
 
 
 def publish(obs: Obs, config: Any, ledgers: LedgerStore, now: datetime, *, manifests_written: bool = False,
-            force: bool = False) -> Optional[dict]:
+            force: bool = False, jobs_in_flight: bool = False) -> Optional[dict]:
     """Write the report to `<ARCHIVE_PREFIX>_report/index.html` if `due`; what was written, or None. `obs`
     reaches both buckets; `config` gives archive_bucket, archive_prefix, log_timezone and the encryption."""
     from shared.jobs import iso
@@ -556,7 +562,7 @@ def publish(obs: Obs, config: Any, ledgers: LedgerStore, now: datetime, *, manif
     if not force:
         current = obs.head(config.archive_bucket, key)
         if not due(_moment((current or {}).get("last-modified")), _moment((current or {}).get("ledgers-modified")),
-                   ledgers_modified, manifests_written, today, config.log_timezone):
+                   ledgers_modified, manifests_written, today, config.log_timezone, jobs_in_flight=jobs_in_flight):
             return None
     loaded = load(obs, config.archive_bucket, config.archive_prefix, ledgers, date.fromisoformat(today), iso(now))
     data = loaded.html.encode("utf-8")

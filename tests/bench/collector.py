@@ -1,5 +1,7 @@
 """Collector fan-out: wall time of one collector run against the ideal (DCS calls served x latency / concurrency).
 
+BENCH_COLLECTOR_C (default 1,8,32) picks the concurrencies measured.
+
 Instances: half clusters of 3 shards x 2 replicas (ShowInstance, ListRedislog, ListGroupReplicationInfo and 6
 CreateRedislog each), half single-node (ShowInstance, ListRedislog, CreateRedislog), all tagged, `log_days=[]`
 so a collection copies nothing. Every DCS call waits LATENCY in the emulator, which runs in a process of its own
@@ -9,7 +11,8 @@ the platform. Concurrency 1 runs on a proportional subset.
 Every measured run is an ordinary day's: the day before was collected and its jobs archived (no latency, not
 measured), so each instance's ledger is there (the collector may take from it what does not change from day to
 day, such as the cache mode); then the emulator's clock moves on one day, the collector runs with the latency
-(measured), and the archiver consumes its jobs again (not measured), so the next run's sweep finds an empty queue.
+(measured), and the archiver consumes its jobs again and the sweep timer runs (not measured), so the next run's
+sweep finds an empty queue and the settled days' manifests written.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ def _cloud(seaweed, instances: int) -> tuple[LocalCloud, Counter]:
 
 
 def _archive_the_day(cloud: LocalCloud) -> None:
-    """The archiver consumes every pending job (invocations in parallel, as the platform runs them; no latency)."""
+    """The archiver consumes every pending job (invocations in parallel, as the platform runs them; no latency),
+    then the sweep timer runs once, as it does every 30 minutes on the platform: it writes the day's manifest and
+    the report, so the next day's collect run finds what it finds on the platform."""
     trigger = cloud.trigger()
     with ThreadPoolExecutor(max_workers=8) as pool:
         deliveries = list(pool.map(lambda key: trigger.deliver(trigger.event_for(key), key),
@@ -61,6 +66,8 @@ def _archive_the_day(cloud: LocalCloud) -> None:
     assert not bad, bad[0].traceback
     left = cloud.queue_keys("pending")
     assert not left, f"{len(left)} jobs still pending after the archiver"
+    swept = cloud.run_collector(action="sweep")
+    assert swept["manifests_written"] and swept["report_written"], swept
 
 
 def _measure(cloud: LocalCloud, instances: int, concurrency: int, n_runs: int) -> dict:
@@ -82,7 +89,7 @@ def _measure(cloud: LocalCloud, instances: int, concurrency: int, n_runs: int) -
         ideals.append(served * LATENCY / concurrency)
         peaks.append(emu.peak_in_flight)
         progress(f"collector c={concurrency} run {run + 1}/{n_runs}: {seconds:.1f} s, {served} calls, "
-                 f"ideal {ideals[-1]:.1f} s, peak in flight {peaks[-1]}")
+                 f"ideal {ideals[-1]:.1f} s, peak in flight {peaks[-1]}, phases {summary.get('phases_s')}")
     return {"wall": median(walls), "ideal": median(ideals), "calls": median(calls), "peak": max(peaks),
             "ratio": median([w / i for w, i in zip(walls, ideals)]), "by_op": by_op}
 
@@ -97,7 +104,9 @@ def bench_collector(seaweed) -> list[Row]:
     full = 200 if quick() else 2000
     subset = 20 if quick() else int(os.environ.get("BENCH_C1_INSTANCES", "100"))
     rows = []
-    plan = [(subset, [1]), (full, [8, 32])]
+    wanted = [int(c) for c in os.environ.get("BENCH_COLLECTOR_C", "1,8,32").split(",")]
+    plan = [(n, cs) for n, cs in ((subset, [c for c in wanted if c == 1]), (full, [c for c in wanted if c > 1]))
+            if cs]
     for instances, concurrencies in plan:
         progress(f"collector: {instances} instances (emulator in its own process)")
         cloud, first_day = _cloud(seaweed, instances)

@@ -9,8 +9,8 @@ same level over the same bytes, in-process, in 1 MiB chunks; and the copy itself
 
 The copy runs with the configuration's defaults (PART_SIZE_MB, SINGLE_PUT_MAX_MB) and shared.transfer's upload
 thread count; BENCH_PART_MB, BENCH_SINGLE_PUT_MB and BENCH_UPLOAD_THREADS measure other values, BENCH_SIZES_MB
-other sizes (e.g. `64,512`). BENCH_TAP=digest passes a node-day digest (shared.digest.Digest.feed) to the copy as
-its tap, which the archiver is to pass; by default the copy has no tap.
+other sizes (e.g. `64,512`). The copy is given the archiver's tap, a node-day digest (shared.digest.Digest.feed),
+as the archiver gives it; BENCH_TAP=none measures it without.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ PART = 8 * MiB  # the baselines' part size (the pool is cut in parts of this siz
 COPY_PART = int(os.environ.get("BENCH_PART_MB", str(_DEFAULTS["part_size"] // MiB))) * MiB
 SINGLE_PUT = int(os.environ.get("BENCH_SINGLE_PUT_MB", str(_DEFAULTS["single_put_max"] // MiB))) * MiB
 UPLOAD_THREADS = int(os.environ.get("BENCH_UPLOAD_THREADS", str(COPY_UPLOAD_THREADS)))
-TAP = os.environ.get("BENCH_TAP", "none")
+TAP = os.environ.get("BENCH_TAP", "digest")
 LEVEL = _DEFAULTS["gzip_level"]
 BLOCK = 64 * MiB
 READ_CHUNK = MiB

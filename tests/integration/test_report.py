@@ -132,6 +132,21 @@ def test_the_collector_writes_the_report_to_the_bucket_only_when_something_chang
     assert fetched.status_code == 200 and fetched.content == stored
     assert fetched.headers["Content-Type"].startswith("text/html")
 
+    # a collect run leaves the page to the sweep (the jobs it enqueues are still being archived), unless it wrote
+    # manifests: here the next day's run writes the one of the day the refused node's oldest day left DCS's window
+    cloud.emulator.clock.advance(days=1)
+    collected = cloud.run_collector(**SLOW)
+    assert collected["manifests_written"] and collected["report_written"] is True, collected
+    for d in cloud.trigger(**SLOW).drain():
+        assert d.ok, d.traceback
+    again = cloud.run_collector(**SLOW)  # the ledgers changed since: a sweep would redraw the page now
+    assert again["jobs_enqueued"] == 1 and again["manifests_written"] == [] and again["report_written"] is False
+    before = cloud.obs.get_bytes(cloud.archive_bucket, key)
+    for d in cloud.trigger(**SLOW).drain():
+        assert d.ok, d.traceback
+    assert cloud.run_collector(action="sweep", **SLOW)["report_written"] is True, "the ledgers changed"
+    assert cloud.obs.get_bytes(cloud.archive_bucket, key) != before
+
 
 def test_report_link_says_when_there_is_no_report_yet(cloud):
     done = cli(cloud, "report-link")

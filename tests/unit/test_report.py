@@ -151,6 +151,12 @@ def test_the_report_is_rewritten_on_manifests_a_new_day_or_a_changed_ledger_only
     assert due(written, None, built_from, False, "2026-11-08", tz), "built before any ledger existed"
     assert not due(written, built_from, built_from, False, "2026-11-08", tz), "same second, same ledgers"
     assert not due(written, None, None, False, "2026-11-08", tz)
+    # a collect run (its jobs still being archived): only a first report, or one for new manifests
+    assert due(None, None, None, False, "2026-11-08", tz, jobs_in_flight=True), "none yet"
+    assert due(written, built_from, built_from, True, "2026-11-09", tz, jobs_in_flight=True), "manifests written"
+    assert not due(written, built_from, built_from, False, "2026-11-09", tz, jobs_in_flight=True), "earlier day"
+    assert not due(written, built_from, built_from + timedelta(seconds=1), False, "2026-11-08", tz,
+                   jobs_in_flight=True), "a ledger changed: the sweep draws it once the archivers are done"
     assert report_key("redis-run-logs/") == "redis-run-logs/_report/index.html"
 
 
