@@ -557,13 +557,17 @@ def publish(obs: Obs, config: Any, ledgers: LedgerStore, now: datetime, *, manif
 
     key = report_key(config.archive_prefix)
     today = log_day(now, config.log_timezone)
+    current = None if force else obs.head(config.archive_bucket, key)
+    written_at = _moment((current or {}).get("last-modified"))
+    built_from = _moment((current or {}).get("ledgers-modified"))
+    if not force and jobs_in_flight and not due(written_at, built_from, None, manifests_written, today,
+                                                config.log_timezone, jobs_in_flight=True):
+        return None  # a collect run does not look at the ledgers' times: no LIST of every ledger for nothing
     ledgers_modified = max((o.last_modified for o in obs.list(ledgers.bucket, f"{ledgers.prefix}ledger/")
                             if o.last_modified is not None), default=None)
-    if not force:
-        current = obs.head(config.archive_bucket, key)
-        if not due(_moment((current or {}).get("last-modified")), _moment((current or {}).get("ledgers-modified")),
-                   ledgers_modified, manifests_written, today, config.log_timezone, jobs_in_flight=jobs_in_flight):
-            return None
+    if not force and not due(written_at, built_from, ledgers_modified, manifests_written, today,
+                             config.log_timezone, jobs_in_flight=jobs_in_flight):
+        return None
     loaded = load(obs, config.archive_bucket, config.archive_prefix, ledgers, date.fromisoformat(today), iso(now))
     data = loaded.html.encode("utf-8")
     # encrypted as the archived objects and the manifests are (ARCHIVE_ENCRYPTION, ARCHIVE_KMS_KEY_ID)
