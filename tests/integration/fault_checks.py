@@ -22,6 +22,7 @@ from typing import Iterable, Optional
 from shared.keys import COMPRESSED_SUFFIX, PARTIAL_SUFFIX, file_key
 from tests.integration.test_archiver import ARCHIVE
 from tests.integration.test_collector import QUEUE, TAGS
+from tests.localcloud.pipeline import start_mid_day
 
 # Short re-drive delays (the sweep finds a parked job due after one clock step) and few retries, so each fault
 # case runs in seconds; QUERY_TIME=3 covers every finished day the small scenarios hold.
@@ -55,17 +56,6 @@ def ledger_record(cloud, instance_id: str, ip: str, day: str) -> dict:
 def known_bug(condition: bool, message: str) -> None:
     if not condition:
         raise KnownBug(message)
-
-
-def start_mid_day(emulator) -> None:
-    """Keep the scenario inside one log day: the re-drives below advance the emulator's clock by a few steps,
-    which must not turn "today" into a finished day half-way through a case. Moving the clock back (never
-    forward) keeps the sweep's pending-age check, which compares with the store's real times, harmless."""
-    now = emulator.clock.now()
-    local = now.astimezone(emulator.tz)
-    latest = local.replace(hour=21, minute=0, second=0, microsecond=0)
-    if local > latest:
-        emulator.clock.set(latest)
 
 
 def small_instances(cloud, *, single: int = 1, ha: int = 1, log_size: int = 2048, **extra) -> list:

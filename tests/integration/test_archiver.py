@@ -12,6 +12,7 @@ from shared.events import EventError
 from shared.jobs import Job
 from tests.integration.test_collector import QUEUE, TAGS, load_handler
 from tests.localcloud.functiongraph import Context, eventgrid_obs_event, obs_classic_event
+from tests.localcloud.pipeline import start_mid_day
 
 ARCHIVE = "redis-run-logs/"
 
@@ -233,6 +234,7 @@ def test_link_on_an_unexpected_host_is_refused_and_never_fetched(cloud):
 
 def test_failed_collection_is_requested_again_and_archived_on_the_next_attempt(cloud):
     emu = cloud.emulator
+    start_mid_day(emu)  # the retry an hour later stays on the same day (else the oldest day has aged out)
     inst = emu.add_instance(name="ha", tags=TAGS, cache_mode="ha", replicas=2)
     emu.faults.add("CreateRedislog", "fail_collection", times=1)
     pipeline(cloud)

@@ -136,3 +136,14 @@ class LocalCloud:
 
     def yesterday(self) -> str:
         return (self.emulator.today() - timedelta(days=1)).isoformat()
+
+
+def start_mid_day(emulator) -> None:
+    """Keep the scenario inside one log day: the re-drives below advance the emulator's clock by a few steps,
+    which must not turn "today" into a finished day half-way through a case. Moving the clock back (never
+    forward) keeps the sweep's pending-age check, which compares with the store's real times, harmless."""
+    now = emulator.clock.now()
+    local = now.astimezone(emulator.tz)
+    latest = local.replace(hour=21, minute=0, second=0, microsecond=0)
+    if local > latest:
+        emulator.clock.set(latest)
