@@ -1,8 +1,9 @@
 """Stream one presigned link into OBS: never the whole file in memory or on disk, verified, all or nothing.
 
-The download (with SHA-256) runs in the calling thread; a packer thread compresses (gzip, optional) and cuts
-parts, which go through a small bounded queue to uploader threads, so download, compression and upload overlap
-while memory stays at a few parts; an optional tap sees the original bytes on a thread of its own.
+The download (with SHA-256) runs in the calling thread; a packer thread compresses (gzip, optional: one member,
+its chunks deflated on DEFLATE_THREADS threads) and cuts parts, which go through a small bounded queue to uploader
+threads, so download, compression and upload overlap while memory stays at a few parts; an optional tap sees the
+original bytes on a thread of its own.
 
 An output that stays within the single-PUT threshold is written with one PUT, which carries the original size
 and the SHA-256 in the object's metadata; a larger one becomes a multipart upload, initiated with what is known
@@ -16,9 +17,13 @@ never sealed on afterwards by copying the object onto itself: OBS refuses to cop
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
+import struct
 import threading
 import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional
 from urllib.parse import quote, urlsplit
@@ -32,6 +37,10 @@ UPLOAD_THREADS = 2
 CHUNK_QUEUE = 4  # downloaded chunks waiting for the packer: 4 MiB at most
 PART_ATTEMPTS = 2
 TAP_SLICE = 256 * 1024  # the tap is fed in slices: a scan holding the GIL holds it for less at a time
+WINDOW = 32 * 1024  # deflate's window (RFC 1951): what a chunk compressed on its own is primed with
+# gzip on two threads where the machine has two cores or more (at most 2 chunks in flight, ~2 MiB). More would
+# hold more memory per copy, and a copy already overlaps with the download, the digest and the uploads.
+DEFLATE_THREADS = min(2, os.cpu_count() or 1)
 
 
 class LinkRefused(Exception):
@@ -88,8 +97,9 @@ class CopyResult:
 
 
 class _Compressor:
+    """No compression, or one gzip member on one thread (zlib, wbits 31: header and trailer included)."""
+
     def __init__(self, compression: str, level: int) -> None:
-        # wbits 31: a gzip member (header and trailer), so the object is a plain .gz file
         self._z = zlib.compressobj(level, zlib.DEFLATED, 31) if compression == "gzip" else None
 
     def feed(self, data: bytes) -> bytes:
@@ -97,6 +107,68 @@ class _Compressor:
 
     def finish(self) -> bytes:
         return self._z.flush() if self._z else b""
+
+    def close(self) -> None:
+        pass
+
+
+class _ParallelGzip:
+    """One gzip member (RFC 1952), compressed on a few threads, as pigz does: each chunk becomes a run of raw
+    deflate blocks, primed with the 32 KiB of input before it (what its window would hold in a one-thread stream)
+    and ended by a sync flush, which leaves it byte-aligned and not final, so the runs join into one deflate
+    stream. finish() adds an empty final block and the trailer (CRC-32 and size of the input). The output is a
+    plain .gz of about one-thread zlib's size (a sync flush adds 5 bytes a chunk); zlib releases the GIL while it
+    compresses, so the chunks in flight use every core the function has. At most `threads` chunks are in flight
+    beyond the one being handed back: memory stays at a few chunks."""
+
+    HEADER = bytes((0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3))  # deflate, no flags, no mtime, no extra flags, Unix
+    FINAL_EMPTY_BLOCK = b"\x03\x00"  # BFINAL 1, fixed Huffman codes, end of block (RFC 1951 3.2.6)
+
+    def __init__(self, level: int, threads: int) -> None:
+        self.level = level
+        self.depth = threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="deflate")
+        self._pending: deque = deque()
+        self._window = b""
+        self._crc = 0
+        self._size = 0
+        self._head = self.HEADER
+
+    def _deflate(self, data: bytes, window: bytes) -> bytes:
+        z = zlib.compressobj(self.level, zlib.DEFLATED, -15, zdict=window) if window else \
+            zlib.compressobj(self.level, zlib.DEFLATED, -15)
+        return z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+
+    def feed(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        self._pending.append(self._pool.submit(self._deflate, data, self._window))
+        self._window = (self._window + data)[-WINDOW:] if len(data) < WINDOW else data[-WINDOW:]
+        out = [self._head]
+        self._head = b""
+        while len(self._pending) > self.depth:
+            out.append(self._pending.popleft().result())
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        out = [self._head] + [f.result() for f in self._pending]
+        self._pending.clear()
+        out += [self.FINAL_EMPTY_BLOCK, struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)]
+        self.close()
+        return b"".join(out)
+
+    def close(self) -> None:
+        """Stop the threads (after the chunks in flight); safe to call twice."""
+        self._pool.shutdown(wait=True)
+
+
+def _compressor(compression: str, level: int, threads: int):
+    """The packer's compressor: gzip on `threads` threads when there are several, else on the packer's own."""
+    if compression == "gzip" and threads > 1:
+        return _ParallelGzip(level, threads)
+    return _Compressor(compression, level)
 
 
 class _PartUploader:
@@ -158,14 +230,15 @@ class _Packer(threading.Thread):
     def __init__(self, obs: Obs, bucket: str, key: str, *, known_large: bool, compression: str, level: int,
                  part_size: int, single_put_max: int, metadata: dict, content_type: str,
                  storage_class: Optional[str], uploader_threads: int,
-                 encryption: Optional[Encryption] = None) -> None:
+                 encryption: Optional[Encryption] = None, deflate_threads: int = DEFLATE_THREADS) -> None:
         super().__init__(daemon=True)
         self.encryption = encryption
         self.obs, self.bucket, self.key = obs, bucket, key
         self.known_large, self.part_size, self.single_put_max = known_large, part_size, single_put_max
         self.uploader_threads = uploader_threads
         self.metadata, self.content_type, self.storage_class = metadata, content_type, storage_class
-        self.compressor = _Compressor(compression, level)
+        self.compressor = _compressor(compression, level, deflate_threads)
+        self.tail = b""  # the compressor's last output, once the stream has ended
         self.chunks: queue.Queue = queue.Queue(maxsize=CHUNK_QUEUE)
         self.buffer = bytearray()
         self.bytes_out = 0
@@ -175,19 +248,32 @@ class _Packer(threading.Thread):
         self.error: Optional[BaseException] = None
 
     def run(self) -> None:
-        while True:
-            chunk = self.chunks.get()
-            if chunk is None:
-                return
-            if self.error is not None:
-                continue  # keep draining, so the caller never blocks on a full queue
-            try:
+        ended = False
+        try:
+            while True:
+                chunk = self.chunks.get()
+                if chunk is None:
+                    ended = True
+                    if self.error is None:
+                        self.tail = self.compressor.finish()
+                    return
+                if self.error is not None:
+                    continue  # keep draining, so the caller never blocks on a full queue
                 self.buffer += self.compressor.feed(chunk)
                 if len(self.buffer) >= self.part_size and (
                         self.uploader is not None or self.known_large or len(self.buffer) > self.single_put_max):
                     self._cut()
-            except BaseException as exc:  # noqa: BLE001 - handed to the copying thread
-                self.error = exc
+        except BaseException as exc:  # noqa: BLE001 - handed to the copying thread
+            self.error = exc
+            if not ended:
+                self._drain()
+        finally:
+            self.compressor.close()
+
+    def _drain(self) -> None:
+        """After an error: take what the caller still queues until it stops, so that it never blocks."""
+        while self.chunks.get() is not None:
+            pass
 
     def put(self, chunk: bytes) -> None:
         if self.error is not None:
@@ -217,8 +303,8 @@ class _Packer(threading.Thread):
 
     def finish(self) -> bytearray:
         """After stop(): the compressor's tail joined to what is left in the buffer (handed over, not copied)."""
-        self.buffer += self.compressor.finish()
-        tail, self.buffer = self.buffer, bytearray()
+        self.buffer += self.tail
+        tail, self.buffer, self.tail = self.buffer, bytearray(), b""
         return tail
 
 
@@ -262,7 +348,7 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
               timeout: tuple[float, float] = (10, 120), uploader_threads: int = UPLOAD_THREADS,
               tap: Optional[Callable[[bytes], None]] = None,
               late_metadata: Optional[Callable[[], dict]] = None,
-              encryption: Optional[Encryption] = None) -> CopyResult:
+              encryption: Optional[Encryption] = None, deflate_threads: int = DEFLATE_THREADS) -> CopyResult:
     """Copy the file behind `url` to `bucket/key`; raise CopyError (after cleaning up) on any failure.
 
     `tap`, if given, is called with every downloaded chunk of the original bytes, in order, on a thread of its
@@ -288,7 +374,7 @@ def copy_link(session: requests.Session, url: str, obs: Obs, bucket: str, key: s
                          known_large=compression == "none" and expected is not None and expected > single_put_max,
                          compression=compression, level=level, part_size=part_size, single_put_max=single_put_max,
                          metadata=initial, content_type=content_type, storage_class=storage_class,
-                         uploader_threads=uploader_threads, encryption=encryption)
+                         uploader_threads=uploader_threads, encryption=encryption, deflate_threads=deflate_threads)
         packer.start()
         feeder = _TapFeeder(tap) if tap is not None else None
         if feeder is not None:

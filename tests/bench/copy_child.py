@@ -2,7 +2,8 @@
 
 The process imports what the archiver function imports (shared.wiring pulls in both SDKs), builds its clients
 as the function does (`shared.obs.build_client`), runs `shared.transfer.copy_link` once and reports the copy's
-time and the process's peak RSS (VmHWM), with the RSS after the imports as the idle baseline.
+time, its CPU time (every thread of the process) and the process's peak RSS (VmHWM), with the RSS after the
+imports as the idle baseline.
 """
 
 from __future__ import annotations
@@ -38,15 +39,15 @@ def main(spec: dict) -> dict:
         tap = Digest("2026-01-01").feed
     metadata = {"source-id": "bench", "instance-id": "bench", "log-day": "2026-01-01",
                 "compression": spec["compression"], "copy": "final"}
-    start = time.perf_counter()
+    cpu_start, start = time.process_time(), time.perf_counter()
     result = copy_link(session, spec["url"], obs, spec["bucket"], spec["key"], metadata=metadata,
                        compression=spec["compression"], level=spec["level"], part_size=spec["part_size"],
                        single_put_max=spec["single_put_max"], uploader_threads=spec["threads"], tap=tap)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     client.close()
     if result.tap_error:
         raise RuntimeError(f"the tap failed: {result.tap_error}")
-    return {"seconds": seconds, "bytes_in": result.bytes_in, "bytes_out": result.bytes_out,
+    return {"seconds": seconds, "cpu_seconds": cpu, "bytes_in": result.bytes_in, "bytes_out": result.bytes_out,
             "multipart": result.multipart, "idle_rss_kib": idle_kib, "peak_rss_kib": _status_kib("VmHWM"),
             "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 

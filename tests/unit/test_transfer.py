@@ -8,10 +8,11 @@ import hashlib
 import random
 import string
 import threading
+import zlib
 
 import pytest
 
-from shared.transfer import CopyError, LinkRefused, check_link, copy_link, header_safe, redact_link
+from shared.transfer import CopyError, LinkRefused, _ParallelGzip, check_link, copy_link, header_safe, redact_link
 
 SUFFIXES = (".myhuaweicloud.com",)
 
@@ -265,11 +266,12 @@ def test_compressed_output_within_the_threshold_is_one_put_even_when_the_origina
     assert obs.calls[0][2]["sha256"] == hashlib.sha256(data).hexdigest() and result.sha256_in_metadata
 
 
-def test_compressed_output_past_the_threshold_turns_multipart_with_parts_of_at_least_the_part_size():
+@pytest.mark.parametrize("deflate_threads", [1, 2, 3])
+def test_compressed_output_past_the_threshold_turns_multipart_with_parts_of_at_least_the_part_size(deflate_threads):
     data = _random_bytes(14 * MiB)  # incompressible: the output passes the threshold
     obs = _Obs()
     result = copy_link(_Session(data), "https://x", obs, "b", "k.log.gz", metadata=META, compression="gzip",
-                       part_size=5 * MiB, single_put_max=6 * MiB)
+                       part_size=5 * MiB, single_put_max=6 * MiB, deflate_threads=deflate_threads)
     assert obs.ops() == ["initiate", "complete"]
     assert gzip.decompress(obs.joined_parts()) == data
     assert all(len(obs.parts[n]) >= 5 * MiB for n in sorted(obs.parts)[:-1])
@@ -341,3 +343,97 @@ def _truncated(data: bytes) -> _Response:
     resp = _Response(data, True, MiB)
     resp.raw = _Raw(data[:len(data) - MiB], MiB)
     return resp
+
+
+# --- gzip on several threads: one member that any gunzip reads, of about one thread's size ---------------------
+
+def _gunzip_one_member(blob: bytes) -> bytes:
+    """The content of a gzip blob that must be exactly one member (trailer checked by zlib: CRC-32 and size)."""
+    d = zlib.decompressobj(wbits=31)
+    out = d.decompress(blob) + d.flush()
+    assert d.eof and d.unused_data == b"", "one member, nothing after it"
+    return out
+
+
+def _parallel(chunks: list[bytes], level: int = 6, threads: int = 2) -> bytes:
+    z = _ParallelGzip(level, threads)
+    try:
+        return b"".join([z.feed(c) for c in chunks] + [z.finish()])
+    finally:
+        z.close()
+
+
+@pytest.mark.parametrize("sizes", [
+    [],  # an empty file
+    [1],
+    [10, 0, 20_000],  # chunks shorter than the window, and an empty one
+    [MiB, MiB, 300_000],
+    [5_000] * 40,  # the window spans several small chunks
+])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_parallel_gzip_is_one_member_holding_exactly_the_input(sizes, threads):
+    data = _log_bytes(sum(sizes)) if sum(sizes) else b""
+    chunks, pos = [], 0
+    for n in sizes:
+        chunks.append(data[pos:pos + n])
+        pos += n
+    blob = _parallel(chunks, threads=threads)
+    assert blob[:3] == b"\x1f\x8b\x08"
+    assert _gunzip_one_member(blob) == data
+    assert gzip.decompress(blob) == data
+
+
+def test_parallel_gzip_of_random_bytes_and_of_every_level():
+    data = _random_bytes(3 * MiB + 17)
+    for level in (0, 1, 6, 9):
+        assert _gunzip_one_member(_parallel([data[i:i + MiB] for i in range(0, len(data), MiB)], level)) == data
+
+
+def test_parallel_gzip_is_about_the_size_of_one_thread_gzip():
+    """Each chunk is primed with the 32 KiB before it, as one stream's window: text that repeats across a chunk
+    boundary still compresses (without the priming, every chunk would start cold)."""
+    rng = random.Random(3)
+    words = [("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 9)))).encode()
+             for _ in range(5000)]
+    data = b" ".join(rng.choice(words) for _ in range(700_000))
+    chunks = [data[i:i + MiB] for i in range(0, len(data), MiB)]
+    one = zlib.compressobj(6, zlib.DEFLATED, 31)
+    serial = len(one.compress(data) + one.flush())
+    parallel = len(_parallel(chunks))
+    assert serial * 0.99 < parallel < serial * 1.01, (serial, parallel)
+    # the priming matters: chunks of 40 KiB compressed cold would be larger
+    assert len(_parallel([data[i:i + 40_000] for i in range(0, len(data), 40_000)])) < serial * 1.01
+
+
+def test_a_failed_gzip_copy_leaves_no_deflate_thread_behind():
+    data = _random_bytes(14 * MiB)
+
+    class _Refusing(_Obs):
+        def upload_part(self, bucket, key, upload_id, number, data):
+            raise RuntimeError("store refused the part")
+
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(RuntimeError, match="refused the part"):
+        copy_link(_Session(data), "https://x", _Refusing(), "b", "k.log.gz", metadata=META, compression="gzip",
+                  part_size=5 * MiB, single_put_max=6 * MiB, deflate_threads=2)
+    left = [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    assert not [n for n in left if n.startswith("deflate")], left
+
+
+def test_a_compression_failing_at_the_end_of_the_stream_fails_the_copy_without_hanging():
+    """The last chunks are deflated when the stream ends: an error there is reported, not waited on forever."""
+    data = _log_bytes(300_000)  # one chunk: its deflate's error surfaces only in finish()
+    outcome: list = []
+
+    def copy() -> None:
+        try:
+            copy_link(_Session(data), "https://x", _Obs(), "b", "k.log.gz", metadata=META, compression="gzip",
+                      level=42, part_size=5 * MiB, single_put_max=6 * MiB, deflate_threads=2)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=copy, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "the copy hung after the compressor failed"
+    assert outcome and isinstance(outcome[0], ValueError), outcome
