@@ -26,7 +26,7 @@ from huaweicloudsdkdcs.v2 import (
     ShowInstanceRequest,
 )
 
-from shared.runtime import Credentials
+from shared.runtime import Credentials, ca_bundle, trust_environment_only_for_proxies
 
 INSTANCE_PAGE = 1000  # ListInstances limit bounds 1-1000 (DCS API reference)
 REDISLOG_PAGE = 1000  # ListRedislog limit bounds 1-1000 (DCS API reference)
@@ -201,12 +201,17 @@ def build_client(endpoint: str, creds: Credentials, project_id: str, pool_size: 
             config = HttpConfig.get_default_config()
             config.timeout = (10, 60)
             config.pool_connections = config.pool_maxsize = max(10, pool_size)
+            config.ssl_ca_cert = ca_bundle()  # the SDK passes `verify` on every request: the environment's, once
             client = (DcsClient.new_builder()
                       .with_credentials(sdk_creds)
                       .with_endpoints([endpoint])
                       .with_http_config(config)
                       .with_exception_handler(_RememberRetryAfter())
                       .build())
+            # the SDK's requests session (huaweicloudsdkcore.http.http_client.HttpClient._session)
+            session = getattr(client.get_http_client(), "_session", None)
+            if session is not None:
+                trust_environment_only_for_proxies(session)
             _CLIENTS.clear()  # keys rotate every 24 h with the agency's credentials: keep only the current one
             _CLIENTS[key] = client
         return client

@@ -17,7 +17,7 @@ from shared import obs as obs_shell
 from shared.config import Config
 from shared.jobs import JobQueue
 from shared.logs import JsonLogger
-from shared.runtime import Deadline, credentials_from
+from shared.runtime import Deadline, credentials_from, trust_environment_only_for_proxies
 
 if TYPE_CHECKING:  # each function imports only its own service (cold start)
     from shared.archiver import Archiver
@@ -37,6 +37,7 @@ def download_session(pool_size: int) -> requests.Session:
                                                     max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
+            trust_environment_only_for_proxies(session)
             _SESSION = session
         return _SESSION
 

@@ -13,16 +13,21 @@ measured), so each instance's ledger is there (the collector may take from it wh
 day, such as the cache mode); then the emulator's clock moves on one day, the collector runs with the latency
 (measured), and the archiver consumes its jobs again and the sweep timer runs (not measured), so the next run's
 sweep finds an empty queue and the settled days' manifests written.
+
+A second row per concurrency, for information, sets the run against what the machine can do: the CPU used meanwhile
+by the collector, the emulator and the store (all on this machine's cores, where on the platform DCS and OBS are
+elsewhere), over the cores. When that is longer than the ideal, no collector can reach the ideal here.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.bench.common import Row, median, progress, quick, runs, timed
+from tests.bench.common import Row, median, process_cpu, progress, quick, runs
 from tests.localcloud.emulator_process import EmulatorProcess, store_spec
 from tests.localcloud.pipeline import LocalCloud
 
@@ -72,13 +77,17 @@ def _archive_the_day(cloud: LocalCloud) -> None:
 
 def _measure(cloud: LocalCloud, instances: int, concurrency: int, n_runs: int) -> dict:
     emu = cloud.emulator
-    walls, ideals, calls, peaks = [], [], [], []
+    walls, ideals, calls, peaks, cpus = [], [], [], [], []
     by_op: Counter = Counter()
     for run in range(n_runs):
         emu.clock.advance(days=1)
         emu.faults.latency("*", LATENCY)
         emu.reset_counters()
-        seconds, summary = timed(cloud.run_collector, COLLECT_CONCURRENCY=str(concurrency))
+        before = _cpu(cloud)
+        start = time.perf_counter()
+        summary = cloud.run_collector(COLLECT_CONCURRENCY=str(concurrency))
+        seconds = time.perf_counter() - start
+        cpus.append({k: v - before[k] for k, v in _cpu(cloud).items()})
         emu.faults.latency("*", 0)
         assert summary["jobs_enqueued"] == instances, summary
         by_op = emu.op_counts()
@@ -89,9 +98,33 @@ def _measure(cloud: LocalCloud, instances: int, concurrency: int, n_runs: int) -
         ideals.append(served * LATENCY / concurrency)
         peaks.append(emu.peak_in_flight)
         progress(f"collector c={concurrency} run {run + 1}/{n_runs}: {seconds:.1f} s, {served} calls, "
-                 f"ideal {ideals[-1]:.1f} s, peak in flight {peaks[-1]}, phases {summary.get('phases_s')}")
+                 f"ideal {ideals[-1]:.1f} s, peak in flight {peaks[-1]}, phases {summary.get('phases_s')}, CPU s "
+                 + ", ".join(f"{k} {v:.1f}" for k, v in cpus[-1].items()))
+    cores = os.cpu_count() or 1
+    floors = [max(i, sum(c.values()) / cores) for i, c in zip(ideals, cpus)]
     return {"wall": median(walls), "ideal": median(ideals), "calls": median(calls), "peak": max(peaks),
-            "ratio": median([w / i for w, i in zip(walls, ideals)]), "by_op": by_op}
+            "ratio": median([w / i for w, i in zip(walls, ideals)]), "by_op": by_op,
+            "cpu": {k: median([c[k] for c in cpus]) for k in cpus[0]}, "floor": median(floors),
+            "cores_ratio": median([w / f for w, f in zip(walls, floors)]), "cores": cores}
+
+
+def _cpu(cloud: LocalCloud) -> dict[str, float]:
+    """CPU seconds used so far by the collector (this process: the bench does nothing else meanwhile), the
+    emulator's process and the store's."""
+    return {"collector": time.process_time(), "emulator": process_cpu(cloud.emulator.pid),
+            "store": process_cpu(cloud.seaweed.process.pid)}
+
+
+def _cores_row(m: dict, case: str) -> Row:
+    """For information: the run against what the machine can do, when the collector, the emulator and the store
+    share its cores (on the platform DCS and OBS run elsewhere): the ideal, or every process's CPU over the cores,
+    whichever is longer."""
+    cpu = m["cpu"]
+    return Row("collector/cores", case,
+               f"{m['wall']:.1f} s; CPU {sum(cpu.values()):.1f} s (collector {cpu['collector']:.1f} + emulator "
+               f"{cpu['emulator']:.1f} + store {cpu['store']:.1f})",
+               f"max(ideal {m['ideal']:.1f} s, CPU / {m['cores']} cores) = {m['floor']:.1f} s",
+               m["cores_ratio"], "informational", None)
 
 
 def _per_instance(by_op: Counter, instances: int) -> str:
@@ -118,6 +151,8 @@ def bench_collector(seaweed) -> list[Row]:
                                 f"{m['wall']:.1f} s, peak in flight {m['peak']}",
                                 f"ideal {m['ideal']:.1f} s ({m['calls']:.0f} calls × {LATENCY * 1000:.0f} ms / {c})",
                                 m["ratio"], f"≤ {TARGET}" if c > 1 else "—", m["ratio"] <= TARGET if c > 1 else None))
+                if c > 1:
+                    rows.append(_cores_row(m, case))
                 if c == 8:
                     rows.append(Row("collector", "DCS calls / instance, ordinary day", _per_instance(m["by_op"],
                                                                                                   instances),

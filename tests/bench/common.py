@@ -32,6 +32,13 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process (every thread) has used so far, user and system: /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # after the command name: field 3 (state) is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15: utime, stime
+
+
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
     """(seconds, result) of fn(*args, **kwargs)."""
     start = time.perf_counter()

@@ -48,7 +48,7 @@ from shared.obs import build_client
 from shared.runtime import Credentials
 from shared.transfer import DEFLATE_THREADS
 from shared.transfer import UPLOAD_THREADS as COPY_UPLOAD_THREADS
-from tests.bench.common import ROOT, MiB, Row, median, progress, quick, runs
+from tests.bench.common import ROOT, MiB, Row, median, process_cpu, progress, quick, runs
 from tests.localcloud.redislog_text import generate_day
 
 _DEFAULTS = {f.name: f.default for f in fields(Config)}
@@ -166,10 +166,8 @@ def _mibps(size: int, seconds: float) -> float:
 
 
 def _server_cpu(seaweed) -> float:
-    """CPU seconds the SeaweedFS server (one process, every thread) has used so far: /proc/<pid>/stat."""
-    with open(f"/proc/{seaweed.process.pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()  # after the command name: field 3 (state) is fields[0]
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15: utime, stime
+    """CPU seconds the SeaweedFS server has used so far."""
+    return process_cpu(seaweed.process.pid)
 
 
 @dataclass

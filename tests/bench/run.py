@@ -52,7 +52,8 @@ def main() -> None:
             from tests.bench.memory import bench_memory
 
             rows += bench_memory(seaweed)
-    order = ["copy", "copy/cores", "peak RSS", "digest", "small files", "collector", "repeat run", "memory",
+    order = ["copy", "copy/cores", "peak RSS", "digest", "small files", "collector", "collector/cores",
+             "repeat run", "memory",
              "cold start"]
     rows.sort(key=lambda r: order.index(r.benchmark) if r.benchmark in order else len(order))
     progress(f"done in {time.monotonic() - started:.0f} s")

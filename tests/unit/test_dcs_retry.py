@@ -24,8 +24,10 @@ from shared.dcs import (
     InstanceGone,
     RetryPolicy,
     _parse_retry_after,
+    build_client,
     is_retryable,
 )
+from shared.runtime import Credentials
 
 
 class Highest(random.Random):
@@ -186,3 +188,16 @@ def test_dcs_error_dict_bounds_the_message():
 
 def test_instance_gone_is_a_dcs_error():
     assert issubclass(InstanceGone, DcsError)
+
+
+@pytest.mark.parametrize("bundle", [None, "/etc/ssl/corp.pem"])
+def test_the_dcs_clients_session_reads_the_environment_once_when_it_names_no_proxy(bundle, monkeypatch):
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                 "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if bundle:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle)
+    client = build_client("https://dcs.example.com", Credentials("AK" + (bundle or "x"), "SK"), "p" * 32)
+    http = client.get_http_client()
+    assert http._session.trust_env is False, "no per-request scan of os.environ"
+    assert http._verify == (bundle or True), "the environment's CA bundle still verifies the DCS endpoint"

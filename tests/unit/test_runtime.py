@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
-from shared.runtime import Deadline
+from shared.runtime import Deadline, ca_bundle, trust_environment_only_for_proxies
 from tests.localcloud.functiongraph import Context
 
 
@@ -75,3 +76,50 @@ def test_the_local_context_started_long_ago_reports_little_time_and_the_timeout_
     assert ctx.getRemainingTimeInMilliSeconds() == 2000
     deadline = Deadline.from_context(ctx, 30, env={})
     assert deadline.remaining() > 860 and "900 s (getRunningTimeInSeconds())" in deadline.fallback
+
+
+# --- what a requests session reads from the environment ----------------------------------------------------------
+
+def _merged(session: requests.Session) -> dict:
+    """What requests would use for one request given verify=True and no proxies (the SDK's call)."""
+    return session.merge_environment_settings("https://dcs.example", {}, None, None, None)
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"PATH": "/usr/bin", "RUNTIME_NAME": "Python3.10", "no_proxy_here": "x"},
+    {"HTTPS_PROXY": ""},  # set but empty: no proxy (urllib skips empty values too)
+])
+def test_a_session_skips_the_environment_when_it_names_no_proxy(env, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    session = requests.Session()
+    assert trust_environment_only_for_proxies(session, env) is False
+    assert session.trust_env is False
+    assert _merged(session)["verify"] is True and not _merged(session)["proxies"]
+
+
+@pytest.mark.parametrize("name", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_without_a_proxy_the_environments_ca_bundle_is_taken_once(name, monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    env = {name: "/etc/ssl/corp.pem"}
+    assert ca_bundle(env) == "/etc/ssl/corp.pem"
+    session = requests.Session()
+    assert trust_environment_only_for_proxies(session, env) is False
+    assert _merged(session)["verify"] == "/etc/ssl/corp.pem", "the bundle applies as if read per request"
+
+
+def test_requests_ca_bundle_wins_over_curls_as_in_requests():
+    assert ca_bundle({"REQUESTS_CA_BUNDLE": "/a.pem", "CURL_CA_BUNDLE": "/b.pem"}) == "/a.pem"
+    assert ca_bundle({"CURL_CA_BUNDLE": "/b.pem"}) == "/b.pem"
+    assert ca_bundle({"REQUESTS_CA_BUNDLE": ""}) is None
+
+
+@pytest.mark.parametrize("name", ["HTTPS_PROXY", "https_proxy", "all_proxy"])
+def test_a_session_keeps_reading_the_environment_when_it_sets_a_proxy(name, monkeypatch):
+    monkeypatch.setenv(name, "http://proxy.corp:3128")
+    session = requests.Session()
+    assert trust_environment_only_for_proxies(session, {name: "http://proxy.corp:3128"}) is True
+    assert session.trust_env is True
+    assert "http://proxy.corp:3128" in _merged(session)["proxies"].values()
