@@ -711,6 +711,11 @@ class DcsEmulator:
         failed = self.faults.take("CreateRedislog", instance.instance_id, ["fail_collection"],
                                   replication_id) is not None
         self._collect(instance, node, query_time, log_days, log_size, failed)
+        if instance.serial_seconds is not None:
+            # the collection runs `serial_seconds` from its answer: writing the logs into the store may take longer
+            # than that on a slow machine, and the next call must still find it running
+            with self._lock:
+                instance.busy_until = max(instance.busy_until, time.monotonic() + instance.serial_seconds)
         return Reply(204)
 
     def _collect(self, instance: Instance, node: Node, query_time: int, log_days: set[date], log_size: int,
