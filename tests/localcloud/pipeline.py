@@ -139,9 +139,10 @@ class LocalCloud:
 
 
 def start_mid_day(emulator) -> None:
-    """Keep the scenario inside one log day: the re-drives below advance the emulator's clock by a few steps,
-    which must not turn "today" into a finished day half-way through a case. Moving the clock back (never
-    forward) keeps the sweep's pending-age check, which compares with the store's real times, harmless."""
+    """Keep a scenario inside one log day: a case that advances the emulator's clock by minutes or hours (re-drives,
+    the next timer run) must not turn "today" into a finished day half-way, whatever the time of day the tests run
+    at. At 21:00 or later (in the emulator's timezone) the clock goes back to 21:00; moving it back (never forward)
+    keeps the sweep's pending-age check, which compares with the store's real times, harmless."""
     now = emulator.clock.now()
     local = now.astimezone(emulator.tz)
     latest = local.replace(hour=21, minute=0, second=0, microsecond=0)
