@@ -156,8 +156,7 @@ class _ParallelGzip:
         out = [self._head] + [f.result() for f in self._pending]
         self._pending.clear()
         out += [self.FINAL_EMPTY_BLOCK, struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)]
-        self.close()
-        return b"".join(out)
+        return b"".join(out)  # the owner calls close(), after an error as after the end
 
     def close(self) -> None:
         """Stop the threads (after the chunks in flight); safe to call twice."""
